@@ -1,0 +1,39 @@
+"""Search spaces and tabular/surrogate benchmarks behind one query interface.
+
+``benchmarks.create(name)`` returns a loaded :class:`~benchmarks.base.Benchmark`; ``benchmarks.space(name)``
+a :class:`~benchmarks.base.SearchSpace` (no data needed).
+"""
+from __future__ import annotations
+
+from importlib import import_module
+from pathlib import Path
+
+from nasrepro.errors import ConfigError
+
+#: benchmark name -> "module:Class" (loaded lazily so importing one never loads the others)
+BENCHMARKS = {
+    "nb201": "benchmarks.nb201:NB201Benchmark",
+    "nb101": "benchmarks.nb101:NB101Benchmark",
+    "nb301-standin": "benchmarks.nb301_standin:NB301StandIn",
+}
+SPACES = {
+    "nb201": "benchmarks.nb201:NB201Space",
+    "nb101": "benchmarks.nb101:NB101Space",
+    "darts": "benchmarks.darts_space:DartsSpace",
+}
+
+
+def _load(table: dict, name: str, kind: str):
+    if name not in table:
+        raise ConfigError(f"unknown {kind} {name!r}; choose from {', '.join(table)}")
+    module, cls = table[name].split(":")
+    return getattr(import_module(module), cls)
+
+
+def create(name: str, root: Path | None = None):
+    """Load benchmark ``name`` from the data root (``NASREPRO_DATA``)."""
+    return _load(BENCHMARKS, name, "benchmark").load(root)
+
+
+def space(name: str):
+    return _load(SPACES, name, "search space")()

@@ -1,0 +1,5 @@
+import sys
+
+from nasrepro.cli import main
+
+sys.exit(main())

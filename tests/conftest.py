@@ -1,0 +1,45 @@
+"""Shared fixtures. Data tests skip with a reason when the data root is absent (CI has it)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def _data_root() -> Path | None:
+    env = os.environ.get("NASREPRO_DATA")
+    root = Path(env) if env else SHARED_DATA
+    return root if root.is_dir() else None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory):
+    """Caches go to a per-session folder unless NASREPRO_CACHE is set (CI sets it to reuse builds)."""
+    if "NASREPRO_CACHE" not in os.environ:
+        os.environ["NASREPRO_CACHE"] = str(tmp_path_factory.mktemp("nasrepro-cache"))
+    yield
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    root = _data_root()
+    if root is None:
+        pytest.skip("benchmark data root absent (set NASREPRO_DATA or put ../shared/data beside the repo)")
+    os.environ["NASREPRO_DATA"] = str(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def nb201(data_root):
+    from benchmarks.nb201 import NB201Benchmark
+
+    return NB201Benchmark.load(data_root)
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
