@@ -27,6 +27,8 @@ class QueryOptimizer(abc.ABC):
 
     #: registry name (set by subclasses)
     name: str = ""
+    #: attributes rebuilt by the constructor (space, pool, what derives from them): not checkpointed
+    _not_in_state: tuple[str, ...] = ("space", "pool")
 
     def __init__(self, space: SearchSpace, rng: np.random.Generator, pool: Sequence[Any] | None = None):
         self.space = space
@@ -59,7 +61,7 @@ class QueryOptimizer(abc.ABC):
 
     def state_dict(self) -> dict:
         """Everything needed to continue the run bit-identically (generator state included)."""
-        state = {k: v for k, v in vars(self).items() if k not in ("space", "pool")}
+        state = {k: v for k, v in vars(self).items() if k not in self._not_in_state}
         return copy.deepcopy(state)
 
     def load_state_dict(self, state: dict) -> None:
