@@ -33,8 +33,8 @@ from nasrepro.errors import ConfigError
 class _PoolMixin:
     """Pool membership by id, kept out of checkpoints (it is derived from the pool, not run state)."""
 
-    #: attributes rebuilt by the constructor, never saved in :meth:`state_dict`
-    _derived = ("_pool_ids",)
+    #: pool membership is rebuilt by the constructor, never saved in :meth:`state_dict`
+    _not_in_state = ("space", "pool", "_pool_ids")
 
     def _init_pool(self, pool: Sequence[Any] | None) -> None:
         if pool is not None and len(pool) == 0:
@@ -47,16 +47,6 @@ class _PoolMixin:
     def pool_neighbours(self, arch: Any) -> list:
         """The space's neighbours of ``arch`` that are in the pool (all of them without a pool)."""
         return [a for a in self.space.neighbours(arch) if self.in_pool(a)]
-
-    def state_dict(self) -> dict:
-        derived = {k: vars(self).pop(k) for k in self._derived}  # the base class copies everything else
-        try:
-            return super().state_dict()
-        finally:
-            vars(self).update(derived)
-
-    def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict({k: v for k, v in state.items() if k not in self._derived})
 
 
 class RandomSearch(_PoolMixin, QueryOptimizer):

@@ -23,6 +23,19 @@ Our copy stores CIFAR-100 / ImageNet16-120 as x-test and the *pool* x-valid + x-
 over runs); that is how split ``valid`` is computed for those two datasets (it reproduces the published
 NB201/DrNAS valid numbers, e.g. 73.49 for the DrNAS cell on CIFAR-100). It is a measurement on images
 disjoint from x-test, not an imputation, but per-seed x-valid values are not available.
+
+Sources, in the order :meth:`NB201Benchmark.load` picks them from ``<data root>/nb201/`` (first present
+wins; see :mod:`benchmarks.formats.nb201_official` for the official formats):
+
+1. ``NATS-tss-v1_0-3ffb9-simple/`` (NATS-Bench topology, the newest and most complete release),
+2. ``NAS-Bench-201-v1_1-096897.pth``, 3. ``NAS-Bench-201-v1_0-e61699.pth``,
+4. ``nb201_master_15625.csv`` (this project's table, always present in CI).
+
+Official files give x-valid (and every split) per seed directly, so with them split ``valid`` of
+CIFAR-100 / ImageNet16-120 is the measured x-valid, with per-seed values. Run slots are packed: slot
+``k`` is the ``k``-th recorded run in seed order (777, 888, 999), so an architecture with two runs
+has slots 0 and 1. Rows an official file does not cover are NaN, and querying them raises
+:class:`MissingEntryError`.
 """
 from __future__ import annotations
 
@@ -120,9 +133,25 @@ def from_code(code: int) -> NB201Arch:
     return NB201Arch(tuple(int(d) for d in np.unravel_index(int(code), (len(OPS),) * N_EDGES)))
 
 
+#: BANANAS path encoding: the 4 input->output paths of the cell, as edge positions in official order
+#: (0->3; 0->1->3; 0->2->3; 0->1->2->3). A path is a sequence of 1-3 ops, so the encoding has one
+#: feature per possible op sequence: 5 + 5**2 + 5**3 = 155. Paths through ``none`` are kept, as in
+#: NASLib's ``encode_paths`` (White et al.), so encodings match theirs feature for feature.
+PATHS = ((3,), (0, 4), (1, 5), (0, 2, 5))
+PATH_ENCODING_LENGTH = sum(len(OPS) ** k for k in range(1, 4))  # 155
+
+
+def path_feature(ops: Sequence[int], path: Sequence[int]) -> int:
+    """Feature index of one path: sequences of length k start after all shorter ones."""
+    offset = sum(len(OPS) ** k for k in range(1, len(path)))
+    return offset + sum(ops[e] * len(OPS) ** j for j, e in enumerate(path))
+
+
 class NB201Space(SearchSpace):
     name = "nb201"
-    encodings = ("onehot", "ops")
+    #: "onehot": one-hot op per edge (6 x 5 = 30), also known as "adjacency_onehot" (NASLib's name);
+    #: "ops": the 6 op indices; "path": BANANAS path encoding (155, see :data:`PATHS`)
+    encodings = ("onehot", "adjacency_onehot", "ops", "path")
 
     def parse(self, text: str) -> NB201Arch:
         return parse(text)
@@ -150,6 +179,13 @@ class NB201Space(SearchSpace):
         ops = np.array([a.ops for a in archs], dtype=np.int64).reshape(-1, N_EDGES)
         if encoding == "ops":
             return ops.astype(np.float32)
+        if encoding == "path":
+            out = np.zeros((len(ops), PATH_ENCODING_LENGTH), dtype=np.float32)
+            for path in PATHS:
+                offset = sum(len(OPS) ** k for k in range(1, len(path)))
+                feature = offset + ops[:, list(path)] @ (len(OPS) ** np.arange(len(path)))
+                out[np.arange(len(ops)), feature] = 1.0
+            return out
         return np.eye(len(OPS), dtype=np.float32)[ops].reshape(len(ops), -1)
 
     def distance(self, a: NB201Arch, b: NB201Arch) -> int:
@@ -172,6 +208,8 @@ _SHORT_DS = {"cifar10": "cifar10", "cifar100": "cifar100", "imagenet16-120": "im
 MASTER_CSV = "nb201/nb201_master_15625.csv"
 LATENCY_CSV = "nb201/nb201_latency_help_27devices.csv"
 MAX_SEEDS = 3
+#: bump when :func:`_build` (or an official reader) changes its columns, so old caches are rebuilt
+CACHE_VERSION = 2
 
 
 def _build(sources: Mapping[str, Path]) -> tuple[dict[str, np.ndarray], dict]:
@@ -195,6 +233,7 @@ def _build(sources: Mapping[str, Path]) -> tuple[dict[str, np.ndarray], dict]:
         if (code_to_index < 0).any():
             raise DataError(f"{sources['master']}: architecture strings are not all distinct")
         cols["code_to_index"] = code_to_index
+        cols["evaluated"] = np.ones(SPACE_SIZE, dtype=bool)  # the master table is complete
 
         def f(name: str) -> np.ndarray:
             return np.array([float(r[name]) for r in rows], dtype=np.float64)
@@ -227,16 +266,25 @@ def _build(sources: Mapping[str, Path]) -> tuple[dict[str, np.ndarray], dict]:
 
     devices: list[str] = []
     if "latency" in sources:
-        with open(sources["latency"], newline="") as fh:
-            reader = csv.DictReader(fh)
-            lat_rows = list(reader)
-            devices = [c[len("latency_ms_"):] for c in (reader.fieldnames or []) if c.startswith("latency_ms_")]
-        if len(lat_rows) != SPACE_SIZE:
-            raise DataError(f"{sources['latency']}: expected {SPACE_SIZE} rows, found {len(lat_rows)}")
+        devices = latency_columns(sources["latency"], cols)
+    return cols, {"strings": {"devices": devices, "source": "master"}}
+
+
+def latency_columns(path: Path, cols: dict[str, np.ndarray]) -> list[str]:
+    """Add one ``latency.<device>`` column per device of the HELP latency CSV; return the devices."""
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        lat_rows = list(reader)
+        devices = [c[len("latency_ms_"):] for c in (reader.fieldnames or []) if c.startswith("latency_ms_")]
+    if len(lat_rows) != SPACE_SIZE:
+        raise DataError(f"{path}: expected {SPACE_SIZE} rows, found {len(lat_rows)}")
+    try:
         lat_rows.sort(key=lambda r: int(r["api_index"]))
         for d in devices:
             cols[f"latency.{d}"] = np.array([float(r[f"latency_ms_{d}"]) for r in lat_rows])
-    return cols, {"strings": {"devices": devices}}
+    except (KeyError, ValueError) as exc:
+        raise DataError(f"{path}: malformed latency table ({type(exc).__name__}: {exc})") from exc
+    return devices
 
 
 class NB201Benchmark(Benchmark):
@@ -252,12 +300,30 @@ class NB201Benchmark(Benchmark):
         self._code_to_index = np.asarray(table["code_to_index"])
 
     @classmethod
-    def load(cls, root: Path | None = None) -> "NB201Benchmark":
-        root = root or data_root()
+    def load(cls, root: Path | None = None, trust: bool = False,
+             source: str | None = None) -> "NB201Benchmark":
+        """Load from the first source present (order in the module docstring), or from ``source``
+        (``"master"`` or an official file/folder name under ``nb201/``).
+
+        ``trust=True`` allows unpickling an official file whose checksum is not registered (pickles
+        run code when loaded); a cached conversion is reused without unpickling anything.
+        """
+        root = Path(root) if root is not None else data_root()
+        latency = root / LATENCY_CSV
+        official = None
+        if source != "master":
+            # imported here: the CSV path (the common case) must not pay for the official readers
+            from benchmarks.formats import nb201_official
+
+            official = nb201_official.find_official(root / "nb201", source)
+        if official is not None:
+            table = nb201_official.load_table(official, trust=trust,
+                                              latency=latency if latency.is_file() else None)
+            return cls(table)
         sources = {"master": root / MASTER_CSV}
-        if (root / LATENCY_CSV).is_file():
-            sources["latency"] = root / LATENCY_CSV
-        return cls(load_or_build("nb201", sources, _build))
+        if latency.is_file():
+            sources["latency"] = latency
+        return cls(load_or_build("nb201", sources, _build, version=CACHE_VERSION))
 
     # -- index mapping --------------------------------------------------------------------------------
     def index_of(self, arch: Any) -> int:
@@ -286,9 +352,17 @@ class NB201Benchmark(Benchmark):
             return parse(arch)
         raise InvalidArchError(f"nb201: not an NB201 architecture: {arch!r}")
 
+    def has_data(self, arch: Any) -> bool:
+        return bool(self.table["evaluated"][self.index_of(arch)])
+
     def archs_with_data(self) -> list[NB201Arch]:
-        ops = np.asarray(self.table["ops"])
+        ops = np.asarray(self.table["ops"])[np.asarray(self.table["evaluated"])]
         return [NB201Arch(tuple(int(o) for o in row)) for row in ops]
+
+    @property
+    def source(self) -> str:
+        """Which file the table was converted from (``master`` or an official file name)."""
+        return str(self.table.meta.get("strings", {}).get("source", "master"))
 
     def data_sha256(self) -> dict[str, str]:
         return {k: v["sha256"] for k, v in self.table.meta["sources"].items()}
@@ -321,14 +395,16 @@ class NB201Benchmark(Benchmark):
         check_choice("epoch", epoch, (None, 12, 200), where)
         ep = 200 if epoch is None else epoch
         if metric == "train_time":
-            if ep != 200:
-                raise MissingEntryError(f"{where}: training time is only recorded for 200 epochs here")
-            return self.table[f"{ds}.train_time.200"], None
+            if f"{ds}.train_time.{ep}" not in self.table:
+                raise MissingEntryError(f"{where}: training time for {ep} epochs is not recorded in "
+                                        f"this copy ({self.source})")
+            return self.table[f"{ds}.train_time.{ep}"], None
         splits = ("valid", "test") if ds == "cifar10" else ("valid", "test", "valtest")
         check_choice("split", split, splits, where)
-        if split == "valtest" and ep != 200:
-            raise MissingEntryError(f"{where}/valtest: only recorded for 200 epochs here")
         name = f"{ds}.{split}.{ep}"
+        if name not in self.table:
+            raise MissingEntryError(f"{where}/{split}: not recorded for {ep} epochs in this copy "
+                                    f"({self.source})")
         if seed is None:
             return self.table[name], None
         if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= seed < MAX_SEEDS:
@@ -343,8 +419,9 @@ class NB201Benchmark(Benchmark):
         column, slot = self._column(dataset, metric, split, epoch, seed, device)
         index = int(self._code_to_index[self._as_arch(arch).code])
         value = float(column[index] if slot is None else column[index, slot])
-        if value != value:  # NaN: this run was not recorded for this architecture
-            raise MissingEntryError(f"nb201: no run {seed} of {dataset}/{split} for index {index}")
+        if value != value:  # NaN: not recorded for this architecture (absent run, partial table)
+            raise MissingEntryError(f"nb201: no {_what(dataset, metric, split, epoch, seed)} recorded "
+                                    f"for index {index}")
         return value
 
     def query_many(self, archs: Sequence[Any] | np.ndarray, dataset: str, metric: str = ACCURACY,
@@ -354,25 +431,37 @@ class NB201Benchmark(Benchmark):
         column, slot = self._column(dataset, metric, split, epoch, seed, device)
         idx = self.indices(archs)
         values = np.asarray(column[idx] if slot is None else column[idx, slot], dtype=np.float64)
-        if slot is not None and np.isnan(values).any():
+        if np.isnan(values).any():
             missing = int(idx[np.isnan(values)][0])
-            raise MissingEntryError(f"nb201: no run {seed} of {dataset}/{split} for index {missing} "
-                                    f"(and {int(np.isnan(values).sum()) - 1} more)")
+            raise MissingEntryError(f"nb201: no {_what(dataset, metric, split, epoch, seed)} recorded "
+                                    f"for index {missing} (and {int(np.isnan(values).sum()) - 1} more)")
         return values
 
     def describe(self) -> list[MetricSpec]:
+        """What this copy holds (the master table and the official files differ, e.g. per-seed x-valid)."""
+        master = self.source == "master"
+        notes = {("cifar10", "valid"): "cifar10-valid run, x-valid", ("cifar10", "test"): "cifar10 run, ori-test",
+                 "valid": "x-valid = 2*valtest - test" if master else "x-valid", "test": "x-test",
+                 "valtest": "x-valid + x-test pool (ori-test)"}
         out = []
         for ds in DATASETS:
-            out.append(MetricSpec(ds, "accuracy", "valid", (12, 200),
-                                  "mean+per-seed" if ds == "cifar10" else "mean",
-                                  "cifar10-valid run" if ds == "cifar10" else "x-valid = 2*valtest - test"))
-            out.append(MetricSpec(ds, "accuracy", "test", (12, 200), "mean"))
-            if ds != "cifar10":
-                out.append(MetricSpec(ds, "accuracy", "valtest", (200,), "mean+per-seed",
-                                      "x-valid + x-test pool"))
+            for split in ("valid", "test") if ds == "cifar10" else ("valid", "test", "valtest"):
+                epochs = tuple(ep for ep in (12, 200) if f"{ds}.{split}.{ep}" in self.table)
+                if not epochs:
+                    continue
+                per_seed = any(f"{ds}.{split}.{ep}.seeds" in self.table for ep in epochs)
+                out.append(MetricSpec(ds, "accuracy", split, epochs, "mean+per-seed" if per_seed else "mean",
+                                      notes.get((ds, split), notes[split])))
             out.append(MetricSpec(ds, "params", None, (), "mean", "MB"))
-            out.append(MetricSpec(ds, "train_time", None, (200,), "mean", "seconds"))
+            epochs = tuple(ep for ep in (12, 200) if f"{ds}.train_time.{ep}" in self.table)
+            if epochs:
+                out.append(MetricSpec(ds, "train_time", None, epochs, "mean", "seconds"))
             if self.devices:
                 out.append(MetricSpec(ds, "latency", None, (), "mean",
                                       f"ms, HELP measurements, devices: {', '.join(self.devices)}"))
         return out
+
+
+def _what(dataset: str, metric: str, split: str | None, epoch: int | None, seed: int | None) -> str:
+    parts = [dataset, metric] + ([split] if split else []) + ([f"{epoch} epochs"] if epoch else [])
+    return "/".join(parts) + (f" of run slot {seed}" if seed is not None else "")

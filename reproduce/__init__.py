@@ -1,0 +1,1 @@
+"""Experiments: runner, executors, comparison, report, and the paper reproductions."""
