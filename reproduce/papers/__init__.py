@@ -1,0 +1,39 @@
+"""One module per paper: ``run(scale, out) -> Path`` reproduces it and writes ``out/headline.json``
+(schema: :class:`reproduce.report.Headline`) and its figures. This package only dispatches."""
+from __future__ import annotations
+
+from importlib import import_module
+from pathlib import Path
+from types import ModuleType
+
+from nasrepro.errors import ConfigError
+from reproduce.report import PAPERS, SCALES
+
+
+def load(paper: str) -> ModuleType:
+    """The paper's module; :class:`ConfigError` if the name is unknown or the module not written yet."""
+    if paper not in PAPERS:
+        raise ConfigError(f"unknown paper {paper!r}; choose from {', '.join(PAPERS)}, all")
+    name = f"{__name__}.{paper}"
+    try:
+        return import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name != name:  # a real import error inside the module: let it show
+            raise
+        raise ConfigError(f"paper {paper!r}: not implemented yet") from None
+
+
+def runs_dir(out: Path) -> Path:
+    """Where a paper module puts its raw runs (git-ignored; the headline and figures sit beside it)."""
+    return Path(out) / "runs"
+
+
+def available() -> list[str]:
+    """Papers whose module exists."""
+    return [p for p in PAPERS if (Path(__file__).parent / f"{p}.py").is_file()]
+
+
+def run(paper: str, scale: str, out: Path) -> Path:
+    if scale not in SCALES:
+        raise ConfigError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
+    return Path(load(paper).run(scale, Path(out)))
