@@ -30,9 +30,10 @@ def _load(table: dict, name: str, kind: str):
     return getattr(import_module(module), cls)
 
 
-def create(name: str, root: Path | None = None):
-    """Load benchmark ``name`` from the data root (``NASREPRO_DATA``)."""
-    return _load(BENCHMARKS, name, "benchmark").load(root)
+def create(name: str, root: Path | None = None, **options):
+    """Load benchmark ``name`` from the data root (``NASREPRO_DATA``); ``options`` go to its loader
+    (e.g. ``trust=True`` to unpickle an official NB201 file that has no registered checksum)."""
+    return _load(BENCHMARKS, name, "benchmark").load(root, **options)
 
 
 def space(name: str):

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import csv
 import re
+from functools import lru_cache
 from dataclasses import dataclass
 from itertools import product
 from pathlib import Path
@@ -83,7 +84,10 @@ class NB201Arch:
     @property
     def code(self) -> int:
         """Base-5 number of the ops; a dense 0..15,624 key (not the official API index)."""
-        return int(np.dot(self.ops, _PLACE))
+        code = 0
+        for op in self.ops:  # plain Python: a numpy call would cost more than the whole query
+            code = code * len(OPS) + op
+        return code
 
     def __str__(self) -> str:
         return self.id
@@ -102,6 +106,11 @@ def parse(text: str) -> NB201Arch:
     """Parse the official string; one clear :class:`InvalidArchError` for anything malformed."""
     if not isinstance(text, str):
         raise InvalidArchError(f"NB201 arch must be a string, got {type(text).__name__}")
+    return _parse_string(text)
+
+
+@lru_cache(maxsize=2 * SPACE_SIZE)  # arch strings repeat a lot (queries by string); failures are not cached
+def _parse_string(text: str) -> NB201Arch:
     nodes = text.strip().split("+")
     if len(nodes) != N_NODES - 1:
         raise InvalidArchError(f"NB201 arch {text!r}: expected {N_NODES - 1} '+'-separated nodes, "
@@ -141,10 +150,9 @@ PATHS = ((3,), (0, 4), (1, 5), (0, 2, 5))
 PATH_ENCODING_LENGTH = sum(len(OPS) ** k for k in range(1, 4))  # 155
 
 
-def path_feature(ops: Sequence[int], path: Sequence[int]) -> int:
-    """Feature index of one path: sequences of length k start after all shorter ones."""
-    offset = sum(len(OPS) ** k for k in range(1, len(path)))
-    return offset + sum(ops[e] * len(OPS) ** j for j, e in enumerate(path))
+def _path_offset(length: int) -> int:
+    """First feature of the op sequences of ``length``: they come after all shorter sequences."""
+    return sum(len(OPS) ** k for k in range(1, length))
 
 
 class NB201Space(SearchSpace):
@@ -182,8 +190,7 @@ class NB201Space(SearchSpace):
         if encoding == "path":
             out = np.zeros((len(ops), PATH_ENCODING_LENGTH), dtype=np.float32)
             for path in PATHS:
-                offset = sum(len(OPS) ** k for k in range(1, len(path)))
-                feature = offset + ops[:, list(path)] @ (len(OPS) ** np.arange(len(path)))
+                feature = _path_offset(len(path)) + ops[:, list(path)] @ (len(OPS) ** np.arange(len(path)))
                 out[np.arange(len(ops)), feature] = 1.0
             return out
         return np.eye(len(OPS), dtype=np.float32)[ops].reshape(len(ops), -1)
@@ -214,8 +221,7 @@ CACHE_VERSION = 2
 
 def _build(sources: Mapping[str, Path]) -> tuple[dict[str, np.ndarray], dict]:
     """Convert the master (and latency) CSV into columns indexed by the official API index."""
-    with open(sources["master"], newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    rows, _ = _read_csv(sources["master"])
     if len(rows) != SPACE_SIZE:
         raise DataError(f"{sources['master']}: expected {SPACE_SIZE} rows, found {len(rows)} "
                         f"(truncated or not the NB201 master table)")
@@ -270,12 +276,20 @@ def _build(sources: Mapping[str, Path]) -> tuple[dict[str, np.ndarray], dict]:
     return cols, {"strings": {"devices": devices, "source": "master"}}
 
 
+def _read_csv(path: Path) -> tuple[list[dict[str, str]], list[str]]:
+    """Rows and header of a CSV; undecodable or malformed bytes become a :class:`DataError`."""
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            return list(reader), list(reader.fieldnames or [])
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{path}: not a readable CSV table ({type(exc).__name__}: {exc})") from exc
+
+
 def latency_columns(path: Path, cols: dict[str, np.ndarray]) -> list[str]:
     """Add one ``latency.<device>`` column per device of the HELP latency CSV; return the devices."""
-    with open(path, newline="") as fh:
-        reader = csv.DictReader(fh)
-        lat_rows = list(reader)
-        devices = [c[len("latency_ms_"):] for c in (reader.fieldnames or []) if c.startswith("latency_ms_")]
+    lat_rows, fields = _read_csv(path)
+    devices = [c[len("latency_ms_"):] for c in fields if c.startswith("latency_ms_")]
     if len(lat_rows) != SPACE_SIZE:
         raise DataError(f"{path}: expected {SPACE_SIZE} rows, found {len(lat_rows)}")
     try:
@@ -298,6 +312,7 @@ class NB201Benchmark(Benchmark):
         self.table = table
         self.devices = tuple(table.strings.get("devices", ()))
         self._code_to_index = np.asarray(table["code_to_index"])
+        self._resolved: dict[tuple, tuple[np.ndarray, int | None]] = {}
 
     @classmethod
     def load(cls, root: Path | None = None, trust: bool = False,
@@ -370,6 +385,19 @@ class NB201Benchmark(Benchmark):
     # -- queries --------------------------------------------------------------------------------------
     def _column(self, dataset: str, metric: str, split: str | None, epoch: int | None,
                 seed: int | None, device: str | None) -> tuple[np.ndarray, int | None]:
+        """:meth:`_resolve`, remembered per distinct valid query (a query costs ~1 us, resolving ~10)."""
+        # types are part of the key: seed=True must not hit the entry of seed=1
+        key = (dataset, metric, split, epoch, type(epoch), seed, type(seed), device)
+        try:
+            return self._resolved[key]
+        except KeyError:
+            resolved = self._resolved[key] = self._resolve(dataset, metric, split, epoch, seed, device)
+            return resolved
+        except TypeError:  # an unhashable argument: let _resolve reject it
+            return self._resolve(dataset, metric, split, epoch, seed, device)
+
+    def _resolve(self, dataset: str, metric: str, split: str | None, epoch: int | None,
+                 seed: int | None, device: str | None) -> tuple[np.ndarray, int | None]:
         """Map a query onto (column, seed slot). All dataset/split quirks live here."""
         ds = self.check_dataset(dataset)
         check_choice("metric", metric, ("accuracy", "params", "train_time", "latency"), self.name)
@@ -393,7 +421,9 @@ class NB201Benchmark(Benchmark):
                 raise OutOfDomainError(f"{where}: takes no epoch")
             return self.table[f"{ds}.params"], None
         check_choice("epoch", epoch, (None, 12, 200), where)
-        ep = 200 if epoch is None else epoch
+        if epoch is not None and (isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer))):
+            raise OutOfDomainError(f"{where}: epoch must be an integer (12 or 200), got {epoch!r}")
+        ep = 200 if epoch is None else int(epoch)
         if metric == "train_time":
             if f"{ds}.train_time.{ep}" not in self.table:
                 raise MissingEntryError(f"{where}: training time for {ep} epochs is not recorded in "
