@@ -5,6 +5,7 @@ a :class:`~benchmarks.base.SearchSpace` (no data needed).
 """
 from __future__ import annotations
 
+import inspect
 from importlib import import_module
 from pathlib import Path
 
@@ -33,7 +34,11 @@ def _load(table: dict, name: str, kind: str):
 def create(name: str, root: Path | None = None, **options):
     """Load benchmark ``name`` from the data root (``NASREPRO_DATA``); ``options`` go to its loader
     (e.g. ``trust=True`` to unpickle an official NB201 file that has no registered checksum)."""
-    return _load(BENCHMARKS, name, "benchmark").load(root, **options)
+    loader = _load(BENCHMARKS, name, "benchmark").load
+    unknown = sorted(set(options) - set(inspect.signature(loader).parameters))
+    if unknown:
+        raise ConfigError(f"benchmark {name} takes no option {', '.join(unknown)}")
+    return loader(root, **options)
 
 
 def space(name: str):

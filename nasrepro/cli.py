@@ -22,7 +22,7 @@ COMMAND_MODULES = (
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2 (argparse would print the usage first)
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"nasrepro: error: {message}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
