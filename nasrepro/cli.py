@@ -17,6 +17,7 @@ from nasrepro.errors import NasReproError
 COMMAND_MODULES = (
     "benchmarks.cli",  # data, query
     "reproduce.cli",  # run, compare, reproduce, report
+    "algorithms.nn.train",  # train-eval
 )
 
 

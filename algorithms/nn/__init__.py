@@ -1,0 +1,1 @@
+"""The supernet / network training stack (ops, networks, image datasets, training loops)."""
