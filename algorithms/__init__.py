@@ -33,7 +33,14 @@ REGISTRY: dict[str, Entry] = {
     "regularized_evolution": Entry("algorithms.baselines:RegularizedEvolution", "optimizer", "baselines",
                                    "regularized_evolution"),
     "local_search": Entry("algorithms.baselines:LocalSearch", "optimizer", "baselines", "local_search"),
+    "drnas": Entry("algorithms.drnas:DrNAS", "oneshot", "drnas", "drnas_nb201"),
+    "darts": Entry("algorithms.oneshot_baselines:DARTS", "oneshot", "drnas", "darts_nb201"),
+    "gdas": Entry("algorithms.oneshot_baselines:GDAS", "oneshot", "drnas", "gdas_nb201"),
 }
+
+
+#: constructor arguments the factories pass themselves (never from a config file)
+_PASSED_BY_FACTORY = {"optimizer": {"space", "rng", "pool"}, "predictor": {"space", "rng"}, "oneshot": {"rng"}}
 
 
 def names(kind: str | None = None) -> list[str]:
@@ -65,12 +72,25 @@ def resolve_hparams(name: str, overrides: dict | None = None) -> dict:
     hparams = dict(config[e.section])
     hparams.update(overrides or {})
     cls = algorithm_class(name)
-    accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "space", "rng", "pool"}
+    accepted = constructor_keys(cls) - {"self"} - _PASSED_BY_FACTORY[e.kind]
     unknown = sorted(set(hparams) - accepted)
     if unknown:
         raise ConfigError(f"{name}: unknown hyper-parameter(s) {', '.join(unknown)}; "
                           f"accepted: {', '.join(sorted(accepted))}")
     return hparams
+
+
+def constructor_keys(cls: type) -> set[str]:
+    """Keyword names the constructor accepts, following ``**kwargs`` up to the base classes."""
+    accepted: set[str] = set()
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        params = inspect.signature(klass.__init__).parameters
+        accepted |= {n for n, p in params.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+        if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+            break
+    return accepted
 
 
 def algorithm_class(name: str) -> type:

@@ -1,0 +1,193 @@
+"""DrNAS / DARTS / GDAS on the supernet stack: sampling, regularisers, config, checkpoint/resume."""
+from __future__ import annotations
+
+import tomllib
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from scipy import special
+
+from algorithms.drnas import DrNAS, concentration, dirichlet_rsample
+from algorithms.nn.search import CONFIG_DIR, load_hparams, make_search, run_search, search_data
+from algorithms.oneshot_baselines import DARTS, GDAS
+from nasrepro.errors import CheckpointError, ConfigError
+
+TINY = dict(channels=4, cells=1, image_size=8, train_subset=0, batch_size=16, precision="fp32",
+            channels_last=False, sample_archs=10)
+
+
+def tiny_arrays(n: int = 64, side: int = 8, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    return SimpleNamespace(x_train=rng.integers(0, 256, (n, side, side, 3), dtype=np.uint8),
+                           y_train=rng.integers(0, 10, n).astype(np.int64),
+                           mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+
+
+def tiny_search(cls=DrNAS, section="drnas_nb201", seed=0, **overrides):
+    hparams = load_hparams("drnas", section, {**TINY, "stage_epochs": [2], **overrides})
+    search = make_search(cls, hparams, seed)
+    search.adapt_search_space(hparams["space"], "cifar10", num_classes=10)
+    return search, hparams
+
+
+# -- Dirichlet sampling -------------------------------------------------------------------------------------
+def test_dirichlet_samples_lie_on_the_simplex_with_the_right_shape():
+    g = torch.Generator().manual_seed(0)
+    alpha = 0.5 * torch.randn(6, 5)
+    x = dirichlet_rsample(concentration(alpha), g)
+    assert x.shape == (6, 5)
+    assert (x >= 0).all() and torch.allclose(x.sum(-1), torch.ones(6))
+
+
+def test_dirichlet_samples_follow_the_concentration():
+    g = torch.Generator().manual_seed(0)
+    conc = torch.tensor([[8.0, 1.0, 1.0]]).expand(4000, 3).contiguous()
+    mean = dirichlet_rsample(conc, g).mean(0)
+    assert torch.allclose(mean, torch.tensor([0.8, 0.1, 0.1]), atol=0.01)
+
+
+def test_pathwise_gradient_reaches_alpha_and_matches_the_beta_cdf_derivative():
+    # two ops: x0 ~ Beta(a, b); implicit reparameterisation gives dx0/da = -(dI_x(a,b)/da) / (dI_x(a,b)/dx)
+    g = torch.Generator().manual_seed(3)
+    alpha = torch.tensor([[0.3, -0.2]], dtype=torch.float64, requires_grad=True)
+    conc = concentration(alpha)
+    x = dirichlet_rsample(conc, g)
+    grad_conc = torch.autograd.grad(x[0, 0], conc, retain_graph=True)[0][0, 0].item()
+    a, b, x0, h = conc[0, 0].item(), conc[0, 1].item(), x[0, 0].item(), 1e-6
+    dI_da = (special.betainc(a + h, b, x0) - special.betainc(a - h, b, x0)) / (2 * h)
+    dI_dx = x0 ** (a - 1) * (1 - x0) ** (b - 1) / special.beta(a, b)
+    assert grad_conc == pytest.approx(-dI_da / dI_dx, rel=1e-3)
+    x[0, 0].backward()
+    assert alpha.grad is not None and alpha.grad.abs().sum() > 0
+
+
+def test_one_search_step_moves_alpha():
+    search, _ = tiny_search()
+    train, valid = search_data(search, tiny_arrays(), 0)
+    before = search.alphas["cell"].detach().clone()
+    search.new_epoch(0)
+    out = search.step(train.next_batch(), valid.next_batch())
+    assert {"train_loss", "valid_loss"} <= set(out)
+    assert not torch.equal(before, search.alphas["cell"].detach())
+
+
+# -- regularisers -----------------------------------------------------------------------------------------
+def test_l2_and_kl_regularisers_switch():
+    l2, _ = tiny_search(reg_type="l2", reg_scale=1e-3)
+    kl, _ = tiny_search(reg_type="kl", reg_scale=1e-3)
+    assert l2.arch_optimizer.param_groups[0]["weight_decay"] == 1e-3 and l2.arch_regulariser() == 0.0
+    assert kl.arch_optimizer.param_groups[0]["weight_decay"] == 0.0
+    reg0 = kl.arch_regulariser()
+    assert reg0.requires_grad
+    with torch.no_grad():
+        kl.alphas["cell"].add_(1.0)
+    assert float(kl.arch_regulariser().detach()) != pytest.approx(float(reg0.detach()))
+    with pytest.raises(ConfigError):
+        tiny_search(reg_type="l1")
+
+
+# -- config ---------------------------------------------------------------------------------------------
+def test_every_config_section_builds_and_meta_is_documented():
+    with open(CONFIG_DIR / "drnas.toml", "rb") as fh:
+        table = tomllib.load(fh)
+    assert table["meta"]["source"] and table["meta"]["known_deviations"]
+    classes = {"drnas": DrNAS, "darts": DARTS, "gdas": GDAS}
+    sections = [s for s in table if s != "meta" and not s.startswith("scale_")]
+    assert {"drnas_nb201", "darts_nb201", "gdas_nb201", "drnas_darts"} <= set(sections)
+    for section in sections:
+        make_search(classes[section.split("_")[0]], load_hparams("drnas", section), 0)
+    with pytest.raises(ConfigError, match="unknown"):
+        make_search(DrNAS, load_hparams("drnas", "drnas_nb201", {"learning_rate": 0.1}), 0)
+
+
+# -- checkpoint / resume --------------------------------------------------------------------------------
+@pytest.mark.parametrize("cls,section,overrides", [
+    (DrNAS, "drnas_nb201", dict(stage_epochs=[1, 1], partial_k=[2, 1], num_keep=[5, 3], arch_warmup_epochs=[0, 0])),
+    (GDAS, "gdas_nb201", {}),
+])
+def test_resume_is_exact(tmp_path, cls, section, overrides):
+    def run(out, stop=None, fresh=True):
+        search, hparams = tiny_search(cls, section, **overrides)
+        train, valid = search_data(search, tiny_arrays(), 0)
+        identity = {"algorithm": cls.name, "hparams": hparams, "seed": 0}
+        result = run_search(search, train, valid, out, identity, stop_after_epochs=stop, progress=False)
+        return search, result
+
+    full, full_result = run(tmp_path / "full")
+    run(tmp_path / "split", stop=1)
+    resumed, resumed_result = run(tmp_path / "split")
+    for kind in full.alphas:
+        assert torch.equal(full.alphas[kind], resumed.alphas[kind])
+    full_state, resumed_state = full.model.state_dict(), resumed.model.state_dict()
+    assert full_state.keys() == resumed_state.keys()
+    for name in full_state:
+        assert torch.equal(full_state[name], resumed_state[name]), name
+    strip = [{k: v for k, v in r.items() if k != "seconds"} for r in full_result["history"]]
+    assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in resumed_result["history"]]
+    assert full_result["final_architecture"] == resumed_result["final_architecture"]
+
+
+def test_checkpoint_of_another_config_is_refused(tmp_path):
+    search, hparams = tiny_search()
+    train, valid = search_data(search, tiny_arrays(), 0)
+    run_search(search, train, valid, tmp_path, {"hparams": hparams, "seed": 0}, stop_after_epochs=1, progress=False)
+    other, other_hparams = tiny_search(arch_lr=1e-2)
+    train, valid = search_data(other, tiny_arrays(), 0)
+    with pytest.raises(CheckpointError, match="arch_lr|hparams"):
+        run_search(other, train, valid, tmp_path, {"hparams": other_hparams, "seed": 0}, progress=False)
+
+
+def test_corrupt_checkpoint_is_a_checkpoint_error(tmp_path):
+    (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    search, hparams = tiny_search()
+    train, valid = search_data(search, tiny_arrays(), 0)
+    with pytest.raises(CheckpointError):
+        run_search(search, train, valid, tmp_path, {"hparams": hparams}, progress=False)
+
+
+# -- NB201 trajectory (needs the benchmark table) -------------------------------------------------------
+@pytest.mark.data
+def test_search_records_sampled_architectures_with_benchmark_accuracy(tmp_path, nb201):
+    search, hparams = tiny_search(stage_epochs=[1])
+    train, valid = search_data(search, tiny_arrays(), 0)
+    result = run_search(search, train, valid, tmp_path, {"hparams": hparams}, benchmark=nb201, progress=False)
+    record = result["history"][0]
+    assert len(record["sampled_test"]) == TINY["sample_archs"]
+    assert record["sampled_test_min"] <= record["sampled_test_max"]
+    assert record["argmax_test"] == pytest.approx(nb201.query(record["arch"], "cifar10", split="test"))
+    assert (tmp_path / "result.json").is_file()
+
+
+# -- reproduction table ---------------------------------------------------------------------------------
+def test_quick_scale_rows_are_never_reproduced_and_fit_the_headline_schema():
+    from reproduce.papers.drnas import _nb201_row
+    from reproduce.report import HeadlineRow
+
+    fake = [{"final_valid": 91.5, "final_test": 94.3, "final_architecture": "a", "epochs_done": 8,
+             "job": {"seed": s}} for s in range(3)]
+    quick = _nb201_row("c", "p", 94.36, fake, "quick")
+    full = _nb201_row("c", "p", 94.36, fake, "full")
+    assert quick["verdict"] == "partial" and full["verdict"] == "reproduced"
+    far = [{**r, "final_test": 54.3} for r in fake]
+    assert _nb201_row("c", "p", 94.36, far, "full")["verdict"] == "not reached"
+    for row in (quick, full):
+        HeadlineRow(**row)  # raises DataError on a schema mismatch
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_graph_step_learns_like_the_eager_step():
+    losses = {}
+    for graphs in (False, True):
+        search, _ = tiny_search(cuda_graphs=graphs, channels=8, batch_size=32)
+        search.adapt_search_space("nb201", "cifar10", num_classes=10, device="cuda")
+        train, valid = search_data(search, tiny_arrays(200), 0)  # 100 per half: a short last batch
+        search.new_epoch(0)
+        before = search.alphas["cell"].detach().clone()
+        losses[graphs] = torch.stack([search.step(train.next_batch(), valid.next_batch())["train_loss"]
+                                      for _ in range(30)]).cpu()
+        assert not torch.equal(before, search.alphas["cell"].detach())  # replayed arch steps update alpha
+    assert torch.isfinite(losses[True]).all()
+    assert losses[True][-10:].mean() == pytest.approx(losses[False][-10:].mean(), abs=0.3)

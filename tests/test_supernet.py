@@ -1,0 +1,170 @@
+"""The supernet stack: ops, mixing, NB201 / DARTS search networks, derivation, progressive widening."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from algorithms.nn.darts_supernet import DartsSupernet
+from algorithms.nn.nb201_supernet import NB201Supernet
+from algorithms.nn.ops import (DARTS_PRIMITIVES, NB201_OPS, OPS, MixedOp, ResNetBasicBlock, channel_shuffle,
+                               widen_mixed_ops)
+from algorithms.nn.search import load_hparams, make_search
+from algorithms.oneshot_baselines import GDAS
+from benchmarks.nb201 import OPS as NB201_NAMES, parse
+
+
+@pytest.mark.parametrize("name", DARTS_PRIMITIVES)
+@pytest.mark.parametrize("stride", [1, 2])
+def test_darts_ops_keep_channels_and_stride(name, stride):
+    x = torch.randn(2, 8, 16, 16)
+    assert OPS[name](8, stride, False)(x).shape == (2, 8, 16 // stride, 16 // stride)
+
+
+@pytest.mark.parametrize("name", NB201_NAMES)
+def test_nb201_ops_shapes(name):
+    x = torch.randn(2, 8, 8, 8)
+    assert NB201_OPS[name](8, 8, 1, False)(x).shape == x.shape
+    assert NB201_OPS[name](8, 16, 2, False)(x).shape == (2, 16, 4, 4)
+    assert ResNetBasicBlock(8, 16, 2)(x).shape == (2, 16, 4, 4)
+
+
+def test_none_is_zero():
+    x = torch.randn(2, 4, 8, 8)
+    assert not OPS["none"](4, 1, False)(x).any()
+    assert not NB201_OPS["none"](4, 8, 2, False)(x).any()
+
+
+def test_mixed_op_is_the_weighted_sum_of_active_candidates():
+    torch.manual_seed(0)
+    ops = [OPS[n](4, 1, False) for n in ("skip_connect", "avg_pool_3x3", "sep_conv_3x3")]
+    mixed = MixedOp(ops, partial_k=1).eval()
+    x, w = torch.randn(2, 4, 6, 6), torch.tensor([0.2, 0.3, 0.5])
+    expected = sum(wi * op(x) for wi, op in zip(w, ops))
+    assert torch.allclose(mixed(x, w), expected, atol=1e-6)
+    mixed.set_active(torch.tensor([True, False, True]))
+    assert torch.allclose(mixed(x, w), w[0] * ops[0](x) + w[2] * ops[2](x), atol=1e-6)
+
+
+def test_skipping_none_changes_neither_output_nor_weight_gradient():
+    torch.manual_seed(0)
+    ops = [NB201_OPS[n](4, 4, 1, False) for n in NB201_NAMES]
+    mixed = MixedOp(ops)
+    x = torch.randn(2, 4, 6, 6)
+    w1 = torch.softmax(torch.randn(5), 0).requires_grad_()
+    w2 = w1.detach().clone().requires_grad_()
+    out = mixed(x, w1)
+    explicit = sum(w * op(x) for w, op in zip(w2, ops))
+    assert torch.allclose(out, explicit, atol=1e-6)
+    out.sum().backward()
+    explicit.sum().backward()
+    assert torch.allclose(w1.grad, w2.grad, atol=1e-5)
+
+
+def test_partial_channels_pass_the_rest_through_and_shuffle():
+    mixed = MixedOp([OPS["none"](2, 1, False)], partial_k=4)
+    x = torch.randn(1, 8, 4, 4)
+    out = mixed(x, torch.tensor([1.0]))
+    # first quarter zeroed by 'none', the rest bypasses; the shuffle interleaves the 4 groups
+    assert torch.equal(out, channel_shuffle(torch.cat([torch.zeros(1, 2, 4, 4), x[:, 2:]], 1), 4))
+    reducing = MixedOp([OPS["max_pool_3x3"](2, 2, False)], partial_k=4)
+    assert reducing(x, torch.tensor([1.0])).shape == (1, 8, 2, 2)
+
+
+def test_nb201_supernet_forward_and_argmax_derivation():
+    net = NB201Supernet(C=4, N=1, num_classes=10)
+    weights = {"cell": torch.full((6, 5), 0.2)}
+    assert net(torch.randn(2, 3, 8, 8), weights).shape == (2, 10)
+    arch = parse("|nor_conv_3x3~0|+|skip_connect~0|none~1|+|avg_pool_3x3~0|nor_conv_1x1~1|nor_conv_3x3~2|")
+    alpha = torch.zeros(6, 5)
+    alpha[torch.arange(6), torch.tensor(arch.ops)] = 1.0
+    assert NB201Supernet.derive({"cell": alpha}) == arch
+    # a pruned op cannot be derived even when its alpha is the largest
+    mask = torch.ones(6, 5, dtype=torch.bool)
+    mask[0, arch.ops[0]] = False
+    assert NB201Supernet.derive({"cell": alpha}, {"cell": mask}).ops[0] != arch.ops[0]
+
+
+def test_darts_derivation_takes_top2_edges_and_never_none():
+    net = DartsSupernet(C=4, layers=3, primitives=DARTS_PRIMITIVES)
+    assert net(torch.randn(2, 3, 8, 8), {k: torch.full((14, 8), 1 / 8) for k in net.cell_types}).shape == (2, 10)
+    alpha = torch.zeros(14, 8)
+    none, sep3, dil5 = (DARTS_PRIMITIVES.index(n) for n in ("none", "sep_conv_3x3", "dil_conv_5x5"))
+    alpha[:, none] = 10.0  # 'none' dominates every edge, and must still never be chosen
+    # node 0 (edges 0, 1): both inputs; node 1 (edges 2-4): edges from states 2 and 0
+    alpha[0, sep3], alpha[1, dil5] = 2.0, 1.0
+    alpha[2, sep3], alpha[4, dil5], alpha[3, sep3] = 3.0, 2.5, 0.5
+    genotype = net.derive({"normal": alpha, "reduce": alpha})
+    assert all(op != "none" for op, _ in genotype.normal)
+    assert set(genotype.normal[:2]) == {("sep_conv_3x3", 0), ("dil_conv_5x5", 1)}
+    assert set(genotype.normal[2:4]) == {("sep_conv_3x3", 0), ("dil_conv_5x5", 2)}
+    assert all(src < 2 + node for node in range(4) for _, src in genotype.normal[2 * node:2 * node + 2])
+
+
+def test_widening_keeps_old_channels_and_carries_momentum():
+    torch.manual_seed(0)
+    old = MixedOp([NB201_OPS[n](2, 2, 1, False) for n in NB201_NAMES], partial_k=4).eval()
+    new = MixedOp([NB201_OPS[n](4, 4, 1, False) for n in NB201_NAMES], partial_k=2).eval()
+    for m in old.modules():  # non-trivial BN statistics, so that copying them matters
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+    momentum = {n: torch.randn_like(p) for n, p in old.named_parameters()}
+    widened = widen_mixed_ops(old, new, momentum, torch.Generator().manual_seed(0))
+    for name, p in new.named_parameters():
+        assert widened[name].shape == p.shape
+        old_p = dict(old.named_parameters())[name]
+        assert torch.equal(p[tuple(slice(0, s) for s in old_p.shape)], old_p)  # old weights are a sub-block
+    # with the new input channels zero, every candidate's old output channels are unchanged
+    x_old = torch.randn(3, 2, 5, 5)
+    x_new = torch.cat([x_old, torch.zeros(3, 2, 5, 5)], dim=1)
+    for op_old, op_new in zip(old.ops, new.ops):
+        assert torch.allclose(op_new(x_new)[:, :2], op_old(x_old), atol=1e-6)
+
+
+def test_progressive_stage_keeps_topk_ops_and_widens():
+    hparams = load_hparams("drnas", "drnas_nb201_progressive",
+                           dict(channels=8, cells=1, image_size=8, precision="fp32", channels_last=False,
+                                stage_epochs=[1, 1], arch_warmup_epochs=[1, 0]))
+    from algorithms.drnas import DrNAS
+    search = make_search(DrNAS, hparams, 0)
+    search.adapt_search_space("nb201", "cifar10")
+    search.new_epoch(0)
+    assert not search.arch_active  # warm-up epoch of stage 0: no architecture steps
+    x, y = torch.randn(16, 3, 8, 8), torch.randint(0, 10, (16,))
+    search.step((x, y), (x, y))
+    with torch.no_grad():
+        search.alphas["cell"].copy_(torch.arange(30, dtype=torch.float32).view(6, 5).flip(1))  # ops 0,1,2 best
+    first_cell = search.model.cells[0]
+    assert first_cell.edges[0].ops[3][1].in_channels == 2  # nor_conv_3x3 at C/K = 8/4
+    search.new_epoch(1)
+    assert search.stage == 1 and search.arch_active
+    assert torch.equal(search.masks["cell"], torch.tensor([[True] * 3 + [False] * 2] * 6))
+    first_cell = search.model.cells[0]
+    assert first_cell.edges[0].ops[3][1].in_channels == 4  # widened to C/K = 8/2
+    assert first_cell.edges[0]._active_list == [0, 1, 2]
+    buffers = [s["momentum_buffer"] for s in search.weight_optimizer.state.values()]
+    assert buffers and all(b.abs().sum() > 0 for b in buffers if b.numel() > 1)
+    assert search.weight_optimizer.param_groups[0]["lr"] < hparams["lr"]  # the cosine schedule carried on
+    search.step((x, y), (x, y))
+    assert str(search.get_final_architecture()).count("nor_conv_3x3") == 0
+
+
+def test_gdas_hard_forward_runs_one_op_per_edge():
+    hparams = load_hparams("drnas", "gdas_nb201", dict(channels=4, cells=1, precision="fp32",
+                                                       channels_last=False))
+    search = make_search(GDAS, hparams, 0)
+    search.adapt_search_space("nb201", "cifar10")
+    search.new_epoch(0)
+    calls = []
+    for mixed in (m for m in search.model.modules() if isinstance(m, MixedOp)):
+        for i, op in enumerate(mixed.ops):
+            op.register_forward_hook(lambda mod, inp, out, i=i, mixed=mixed: calls.append((id(mixed), i)))
+    weights, hard = search.mixing_weights("cell")
+    assert torch.equal(weights.detach(), torch.nn.functional.one_hot(torch.tensor(hard), 5).float())
+    search.model(torch.randn(2, 3, 8, 8), {"cell": weights}, {"cell": hard})
+    per_edge = {}
+    for edge, op in calls:
+        per_edge.setdefault(edge, set()).add(op)
+    assert len(per_edge) == 3 * 6 and all(len(ops) == 1 for ops in per_edge.values())
+    weights.sum().backward()  # straight-through: the soft sample's gradient reaches alpha
+    assert search.alphas["cell"].grad is not None
