@@ -6,7 +6,6 @@ registered algorithm is checked without editing this file. Each check runs on a 
 """
 from __future__ import annotations
 
-import inspect
 import pickle
 import random
 from dataclasses import dataclass
