@@ -36,6 +36,10 @@ REGISTRY: dict[str, Entry] = {
     "drnas": Entry("algorithms.drnas:DrNAS", "oneshot", "drnas", "drnas_nb201"),
     "darts": Entry("algorithms.oneshot_baselines:DARTS", "oneshot", "drnas", "darts_nb201"),
     "gdas": Entry("algorithms.oneshot_baselines:GDAS", "oneshot", "drnas", "gdas_nb201"),
+    "mlp_ensemble": Entry("algorithms.predictors:MLPEnsemble", "predictor", "predictors", "mlp_ensemble"),
+    "gcn": Entry("algorithms.predictors:GCNPredictor", "predictor", "predictors", "gcn"),
+    "gp": Entry("algorithms.predictors:GaussianProcess", "predictor", "predictors", "gp"),
+    "gbt": Entry("algorithms.predictors:GradientBoostedTrees", "predictor", "predictors", "gbt"),
 }
 
 

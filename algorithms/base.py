@@ -117,6 +117,8 @@ class Predictor(abc.ABC):
     name: str = ""
     #: whether :meth:`predict_with_std` gives a real uncertainty
     has_uncertainty: bool = False
+    #: search spaces the predictor can model (None = any space offering one of its encodings)
+    spaces: tuple[str, ...] | None = None
 
     def __init__(self, space: SearchSpace, rng: np.random.Generator):
         self.space = space

@@ -180,11 +180,29 @@ def training_data(setting: Setting, n: int, seed: int) -> tuple[list, np.ndarray
     return archs, y
 
 
+def make_predictor(name: str, setting: Setting, seed: int):
+    spaces = algorithms.algorithm_class(name).spaces
+    if spaces is not None and setting.space.name not in spaces:
+        pytest.skip(f"{name} models only {', '.join(spaces)}")
+    return algorithms.make_predictor(name, setting.space, np.random.default_rng(seed))
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Small torch models on a shared 2-core machine: one thread is much faster and deterministic."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("name", PREDICTORS)
-def test_predictor_shapes(name, setting):
+def test_predictor_shapes(name, setting, one_torch_thread):
     archs, y = training_data(setting, 40, seed=0)
     queries, _ = training_data(setting, 15, seed=1)
-    predictor = algorithms.make_predictor(name, setting.space, np.random.default_rng(0))
+    predictor = make_predictor(name, setting, 0)
     assert predictor.fit(archs, y) is predictor
     prediction = np.asarray(predictor.predict(queries))
     assert prediction.shape == (len(queries),) and np.isfinite(prediction).all()
@@ -194,14 +212,14 @@ def test_predictor_shapes(name, setting):
 
 
 @pytest.mark.parametrize("name", PREDICTORS)
-def test_predictor_is_deterministic_given_the_generator(name, setting):
+def test_predictor_is_deterministic_given_the_generator(name, setting, one_torch_thread):
     archs, y = training_data(setting, 40, seed=2)
     queries, _ = training_data(setting, 15, seed=3)
     predictions = []
     for global_seed in (10, 20):
         reseed_globals(global_seed)
         before = global_random_states()
-        predictor = algorithms.make_predictor(name, setting.space, np.random.default_rng(4))
+        predictor = make_predictor(name, setting, 4)
         predictions.append(np.asarray(predictor.fit(archs, y).predict(queries)))
         assert global_random_states() == before, "the predictor touched global random state"
     np.testing.assert_array_equal(predictions[0], predictions[1])
