@@ -33,6 +33,7 @@ REGISTRY: dict[str, Entry] = {
     "regularized_evolution": Entry("algorithms.baselines:RegularizedEvolution", "optimizer", "baselines",
                                    "regularized_evolution"),
     "local_search": Entry("algorithms.baselines:LocalSearch", "optimizer", "baselines", "local_search"),
+    "deltanas": Entry("algorithms.deltanas:DeltaNAS", "optimizer", "deltanas", "deltanas"),
     "drnas": Entry("algorithms.drnas:DrNAS", "oneshot", "drnas", "drnas_nb201"),
     "darts": Entry("algorithms.oneshot_baselines:DARTS", "oneshot", "drnas", "darts_nb201"),
     "gdas": Entry("algorithms.oneshot_baselines:GDAS", "oneshot", "drnas", "gdas_nb201"),

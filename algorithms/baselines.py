@@ -30,7 +30,7 @@ from benchmarks.base import Observation, SearchSpace
 from nasrepro.errors import ConfigError
 
 
-class _PoolMixin:
+class PoolMixin:
     """Pool membership by id, kept out of checkpoints (it is derived from the pool, not run state)."""
 
     #: pool membership is rebuilt by the constructor, never saved in :meth:`state_dict`
@@ -49,7 +49,7 @@ class _PoolMixin:
         return [a for a in self.space.neighbours(arch) if self.in_pool(a)]
 
 
-class RandomSearch(_PoolMixin, QueryOptimizer):
+class RandomSearch(PoolMixin, QueryOptimizer):
     """Uniform random search over the space, or over ``pool`` when given. No hyper-parameters."""
 
     name = "random_search"
@@ -62,7 +62,7 @@ class RandomSearch(_PoolMixin, QueryOptimizer):
         return [self.random_arch() for _ in range(n)]
 
 
-class RegularizedEvolution(_PoolMixin, QueryOptimizer):
+class RegularizedEvolution(PoolMixin, QueryOptimizer):
     """Aging evolution: tournament selection on a population from which the *oldest* member dies.
 
     The first ``population_size`` architectures asked are uniform random ones. After that every
@@ -138,7 +138,7 @@ class RegularizedEvolution(_PoolMixin, QueryOptimizer):
         return self.random_arch()
 
 
-class LocalSearch(_PoolMixin, QueryOptimizer):
+class LocalSearch(PoolMixin, QueryOptimizer):
     """Best-improvement local search with random restarts (White, Nolen, Savani 2020; NASLib's ``ls``).
 
     The search runs in *rounds*. The first round evaluates ``num_init`` random architectures. Every

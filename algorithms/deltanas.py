@@ -1,0 +1,450 @@
+"""Delta-NAS: a difference-of-architecture (DoA) predictor guiding evolution.
+
+Sridhar & Chen, "Delta-NAS: Difference of Architecture Encoding for Predictor-based Evolutionary Neural
+Architecture Search", WACV 2025, arXiv:2411.14498. Only the abstract is available to us; every detail
+below that it does not state is a decision, switchable in ``algorithms/configs/deltanas.toml`` and
+listed there under ``known_deviations``.
+
+The idea: rather than predicting the accuracy of an architecture, predict the *difference* in accuracy
+of two similar architectures from the difference of their encodings. For a pair a few edits apart the
+difference vector is sparse, so the regression lives in a much smaller space than the space of
+architectures.
+
+Three pieces, each usable on its own:
+
+* :func:`doa_encode` and :class:`DoADataset` -- the DoA encoding ``encode(b) - encode(a)`` and a growing
+  set of evaluated architectures whose pairs within ``max_pair_distance`` edits are the training data
+  (both encodings and the target ``valid(b) - valid(a)``).
+* :class:`DeltaModelSpec` / :class:`DeltaPredictor` -- the regressor (an ensemble of scikit-learn MLPs,
+  or ridge regression) on the DoA vector, optionally with the anchor's encoding beside it, optionally
+  trained on both directions and made exactly antisymmetric; it scores all mutants of a parent in one
+  call.
+* :class:`DeltaNAS` -- regularized (aging) evolution whose mutation step is guided by the predictor:
+  tournament parents, all their single-edit neighbours scored as ``valid(parent) + predicted delta``,
+  only the best few not yet asked are evaluated.
+
+:func:`delta_loss_vs_edit_distance` is the analogue of the paper's Fig. 3: held-out error of the
+Delta-predictor trained and tested on pairs at a given edit distance.
+"""
+from __future__ import annotations
+
+import collections
+import warnings
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+from scipy import stats
+from sklearn.compose import TransformedTargetRegressor
+from sklearn.ensemble import VotingRegressor
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import Ridge
+from sklearn.metrics import mean_squared_error
+from sklearn.neural_network import MLPRegressor
+from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
+
+from algorithms.base import QueryOptimizer
+from algorithms.baselines import PoolMixin
+from benchmarks.base import ACCURACY, Benchmark, Observation, SearchSpace
+from nasrepro.errors import ConfigError, DataError
+
+MODEL_KINDS = ("mlp_ensemble", "ridge")
+
+
+# --------------------------------------------------------------------------------------------------
+# DoA encoding and dataset
+# --------------------------------------------------------------------------------------------------
+def doa_encode(space: SearchSpace, before: Sequence[Any], after: Sequence[Any], encoding: str) -> np.ndarray:
+    """One row per pair: ``encode(after) - encode(before)`` (zero except where the two differ)."""
+    return space.encode(list(after), encoding) - space.encode(list(before), encoding)
+
+
+class DoADataset:
+    """Evaluated architectures and the pairs among them within ``max_pair_distance`` edits.
+
+    Each architecture is stored once (by id, with its first validation accuracy: repeats of a
+    deterministic benchmark add nothing, and pairs at distance 0 carry no signal). Both encodings and
+    both accuracies of a pair are kept; a pair ``(i, j)``, ``i`` evaluated first, has the target
+    ``valid[j] - valid[i]``.
+    """
+
+    def __init__(self, encoding: str, max_pair_distance: int):
+        self.encoding = encoding
+        self.max_pair_distance = max_pair_distance
+        self.archs: list = []
+        self.valid: list[float] = []
+        self.pairs: list[tuple[int, int]] = []
+        self._index: dict[str, int] = {}
+        self._encodings: list[np.ndarray] = []
+
+    def __len__(self) -> int:
+        """Number of pairs."""
+        return len(self.pairs)
+
+    def __contains__(self, arch: Any) -> bool:
+        return arch.id in self._index
+
+    def add(self, space: SearchSpace, arch: Any, valid: float) -> None:
+        """Record one evaluation and its pairs with every earlier architecture close enough."""
+        if arch.id in self._index:
+            return
+        new = len(self.archs)
+        for i, other in enumerate(self.archs):
+            if 1 <= space.distance(other, arch) <= self.max_pair_distance:
+                self.pairs.append((i, new))
+        self._index[arch.id] = new
+        self.archs.append(arch)
+        self.valid.append(float(valid))
+        self._encodings.append(space.encode([arch], self.encoding)[0])
+
+    def training_data(self, newest: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(encodings of the first members, encodings of the second members, accuracy differences) of all
+        pairs, or of the ``newest`` pairs (those of the most recently added architectures)."""
+        if not self.pairs:
+            raise ConfigError("the DoA dataset holds no pairs yet")
+        pairs = self.pairs if newest is None else self.pairs[-newest:]
+        first, second = np.array(pairs).T
+        enc, valid = np.stack(self._encodings), np.asarray(self.valid)
+        return enc[first], enc[second], valid[second] - valid[first]
+
+
+# --------------------------------------------------------------------------------------------------
+# Delta-predictor
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DeltaModelSpec:
+    """Which regressor maps DoA vectors to accuracy differences, and its settings."""
+
+    kind: str
+    mlp_hidden_layers: tuple[int, ...]
+    mlp_ensemble_size: int
+    mlp_max_iter: int
+    mlp_batch_size: int
+    mlp_learning_rate: float
+    mlp_l2: float
+    ridge_alpha: float
+
+    def __post_init__(self) -> None:
+        if self.kind not in MODEL_KINDS:
+            raise ConfigError(f"deltanas: unknown model {self.kind!r}; choose from {', '.join(MODEL_KINDS)}")
+        if not self.mlp_hidden_layers or any(int(h) < 1 for h in self.mlp_hidden_layers):
+            raise ConfigError(f"deltanas: mlp_hidden_layers must be positive widths, got {self.mlp_hidden_layers!r}")
+        for key in ("mlp_ensemble_size", "mlp_max_iter", "mlp_batch_size"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"deltanas: {key} must be a positive integer, got {value!r}")
+        for key in ("mlp_learning_rate", "mlp_l2", "ridge_alpha"):
+            if not getattr(self, key) >= 0:
+                raise ConfigError(f"deltanas: {key} must be >= 0, got {getattr(self, key)!r}")
+
+    @classmethod
+    def from_config(cls, section: dict) -> "DeltaModelSpec":
+        """The model settings of a ``[deltanas]`` config section (the ``model`` and ``mlp_*``/``ridge_*`` keys)."""
+        return cls(section["model"], tuple(int(h) for h in section["mlp_hidden_layers"]),
+                   section["mlp_ensemble_size"], section["mlp_max_iter"], section["mlp_batch_size"],
+                   float(section["mlp_learning_rate"]), float(section["mlp_l2"]), float(section["ridge_alpha"]))
+
+    def build(self, rng: np.random.Generator, n_rows: int) -> Any:
+        """A fresh scikit-learn regressor for ``n_rows`` training rows; its seeds come from ``rng`` (never
+        from global state)."""
+        if self.kind == "ridge":
+            regressor = Ridge(alpha=self.ridge_alpha)
+        else:
+            seeds = rng.integers(2**31 - 1, size=self.mlp_ensemble_size).tolist()
+            members = [(f"mlp{k}", MLPRegressor(
+                hidden_layer_sizes=tuple(self.mlp_hidden_layers), learning_rate_init=self.mlp_learning_rate,
+                alpha=self.mlp_l2, max_iter=self.mlp_max_iter, batch_size=min(self.mlp_batch_size, n_rows),
+                random_state=int(seed))) for k, seed in enumerate(seeds)]
+            # VotingRegressor averages its members: the ensemble mean
+            regressor = VotingRegressor(members)
+        # accuracy differences span tens of percent points: standardise the target for the MLP's sake
+        return TransformedTargetRegressor(regressor=regressor, transformer=StandardScaler())
+
+
+def fit_quietly(model: Any, x: np.ndarray, y: np.ndarray) -> Any:
+    """``model.fit`` without scikit-learn's ConvergenceWarning (max_iter is a budget we set on purpose), on
+    one BLAS thread: the matrices are tiny, and BLAS threads made a search several times slower on a
+    busy 2-core machine."""
+    with warnings.catch_warnings(), threadpool_limits(limits=1):
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return model.fit(np.asarray(x, np.float64), np.asarray(y, np.float64))
+
+
+class DeltaPredictor:
+    """A regressor of ``valid(after) - valid(before)`` from the DoA vector ``enc(after) - enc(before)``.
+
+    ``with_anchor`` also feeds ``enc(before)``: the effect of an edit depends on the rest of the cell
+    (changing an op on an edge that a ``none`` cuts off changes nothing), which the difference alone
+    cannot see. ``antisymmetric`` trains on both directions of every pair and predicts
+    ``(f(before, after) - f(after, before)) / 2``, so swapping a pair exactly flips the sign.
+    """
+
+    def __init__(self, spec: DeltaModelSpec, antisymmetric: bool, with_anchor: bool):
+        self.spec = spec
+        self.antisymmetric = antisymmetric
+        self.with_anchor = with_anchor
+        self.model: Any = None
+
+    def features(self, before: np.ndarray, after: np.ndarray) -> np.ndarray:
+        difference = np.asarray(after, np.float64) - np.asarray(before, np.float64)
+        return np.hstack([np.asarray(before, np.float64), difference]) if self.with_anchor else difference
+
+    def fit(self, before: np.ndarray, after: np.ndarray, y: np.ndarray,
+            rng: np.random.Generator) -> "DeltaPredictor":
+        x, y = self.features(before, after), np.asarray(y, np.float64)
+        if self.antisymmetric:
+            x, y = np.concatenate([x, self.features(after, before)]), np.concatenate([y, -y])
+        self.model = fit_quietly(self.spec.build(rng, len(x)), x, y)
+        return self
+
+    def predict(self, before: np.ndarray, after: np.ndarray) -> np.ndarray:
+        forward = self.model.predict(self.features(before, after))
+        if self.antisymmetric:
+            return 0.5 * (forward - self.model.predict(self.features(after, before)))
+        return forward
+
+
+# --------------------------------------------------------------------------------------------------
+# Search
+# --------------------------------------------------------------------------------------------------
+class DeltaNAS(PoolMixin, QueryOptimizer):
+    """Regularized evolution whose children are chosen by the Delta-predictor.
+
+    1. The first ``num_init`` architectures asked are uniform random ones (from the pool, if any).
+    2. A *round* then draws ``parents_per_round`` parents by tournament (``sample_size`` members of the
+       aging population, with replacement, best validation accuracy wins, as in regularized evolution),
+       takes all their single-edit neighbours (in the pool) not asked before, scores every one as
+       ``valid(parent) + predicted delta(parent -> child)`` (one predictor call per parent), and queues
+       the ``queries_per_round`` best. A child proposed by two parents keeps its best score.
+    3. Every observation told joins the population (the oldest dies once ``population_size`` are alive)
+       and the DoA dataset; the predictor is refitted on the newest ``max_train_pairs`` pairs (those
+       around the current population; the cap bounds the cost of a refit) every ``refit_every``
+       observations once the dataset holds ``min_train_pairs`` pairs.
+
+    Until the predictor exists, a round is one regularized-evolution step: one tournament parent and
+    one random single edit (redrawn until in the pool / not asked, up to ``max_random_draws`` times).
+    When every neighbour of the round's parents was asked already, the round asks one random
+    architecture not asked before (again up to ``max_random_draws`` draws, then any random one).
+
+    Batches: ``ask(n)`` empties the queue and starts rounds on the population told so far; before
+    anything is told, rounds fall back to random architectures.
+    """
+
+    name = "deltanas"
+    _not_in_state = ("space", "pool", "_pool_ids")
+
+    def __init__(self, space: SearchSpace, rng: np.random.Generator, pool: Sequence[Any] | None = None, *,
+                 encoding: str, max_pair_distance: int, antisymmetric: bool, with_anchor: bool, num_init: int,
+                 population_size: int, sample_size: int, parents_per_round: int, queries_per_round: int,
+                 refit_every: int, min_train_pairs: int, max_train_pairs: int, max_random_draws: int, model: str,
+                 mlp_hidden_layers: Sequence[int], mlp_ensemble_size: int, mlp_max_iter: int, mlp_batch_size: int,
+                 mlp_learning_rate: float, mlp_l2: float, ridge_alpha: float):
+        super().__init__(space, rng, pool)
+        for key, value in (("max_pair_distance", max_pair_distance), ("num_init", num_init),
+                           ("population_size", population_size), ("sample_size", sample_size),
+                           ("parents_per_round", parents_per_round), ("queries_per_round", queries_per_round),
+                           ("refit_every", refit_every), ("min_train_pairs", min_train_pairs),
+                           ("max_train_pairs", max_train_pairs),
+                           ("max_random_draws", max_random_draws)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"deltanas: {key} must be a positive integer, got {value!r}")
+        for key, flag in (("antisymmetric", antisymmetric), ("with_anchor", with_anchor)):
+            if not isinstance(flag, bool):
+                raise ConfigError(f"deltanas: {key} must be true or false, got {flag!r}")
+        # "auto": the space's first encoding, its one-hot one (NB201 "onehot", NB101 "adjacency_onehot")
+        encoding = space.encodings[0] if encoding == "auto" else encoding
+        if encoding not in space.encodings:
+            raise ConfigError(f"deltanas: {space.name} has no encoding {encoding!r}; "
+                              f"choose from auto, {', '.join(space.encodings)}")
+        self._init_pool(pool)
+        self.model_spec = DeltaModelSpec.from_config(dict(
+            model=model, mlp_hidden_layers=mlp_hidden_layers, mlp_ensemble_size=mlp_ensemble_size,
+            mlp_max_iter=mlp_max_iter, mlp_batch_size=mlp_batch_size, mlp_learning_rate=mlp_learning_rate,
+            mlp_l2=mlp_l2, ridge_alpha=ridge_alpha))
+        self.encoding = encoding
+        self.num_init = num_init
+        self.sample_size = sample_size
+        self.parents_per_round = parents_per_round
+        self.queries_per_round = queries_per_round
+        self.refit_every = refit_every
+        self.min_train_pairs = min_train_pairs
+        self.max_train_pairs = max_train_pairs
+        self.max_random_draws = max_random_draws
+        self.antisymmetric = antisymmetric
+        self.with_anchor = with_anchor
+        self.dataset = DoADataset(encoding, max_pair_distance)
+        self.predictor: DeltaPredictor | None = None
+        #: the living population, oldest first (aging: a full deque drops its left end)
+        self._population: collections.deque[Observation] = collections.deque(maxlen=population_size)
+        self._queue: list = []  # archs chosen by the last round, best first
+        self._asked_ids: set[str] = set()
+        self._n_random_asked = 0
+        self._told_since_fit = 0
+
+    @property
+    def population(self) -> tuple[Observation, ...]:
+        """The living population, oldest first."""
+        return tuple(self._population)
+
+    # -- ask/tell -----------------------------------------------------------------------------------
+    def _ask(self, n: int) -> list:
+        out = []
+        while len(out) < n:
+            if self._n_random_asked < self.num_init or not self._population:
+                self._n_random_asked += 1
+                arch = self.random_arch()
+            else:
+                if not self._queue:
+                    self._queue = self._round()
+                arch = self._queue.pop(0)
+            self._asked_ids.add(arch.id)
+            out.append(arch)
+        return out
+
+    def _tell(self, observations: list[Observation]) -> None:
+        self._population.extend(observations)
+        for obs in observations:
+            self.dataset.add(self.space, obs.arch, obs.valid)
+        self._told_since_fit += len(observations)
+        enough_data = len(self.dataset) >= self.min_train_pairs
+        if enough_data and (self.predictor is None or self._told_since_fit >= self.refit_every):
+            before, after, y = self.dataset.training_data(newest=self.max_train_pairs)
+            self.predictor = DeltaPredictor(self.model_spec, self.antisymmetric, self.with_anchor).fit(
+                before, after, y, self.rng)
+            self._told_since_fit = 0
+
+    # -- one round ----------------------------------------------------------------------------------
+    def _round(self) -> list:
+        if self.predictor is None:
+            return [self._random_child(self._tournament())]
+        scores: dict[str, tuple[float, Any]] = {}
+        for _ in range(self.parents_per_round):
+            parent = self._tournament()
+            children = [c for c in self.pool_neighbours(parent.arch) if c.id not in self._asked_ids]
+            if not children:
+                continue
+            delta = self.predict_delta([parent.arch] * len(children), children)
+            for child, score in zip(children, parent.valid + delta):
+                if child.id not in scores or score > scores[child.id][0]:
+                    scores[child.id] = (float(score), child)
+        if not scores:
+            return [self._random_unasked()]
+        ranked = sorted(scores.values(), key=lambda item: -item[0])  # stable: ties keep proposal order
+        return [child for _, child in ranked[:self.queries_per_round]]
+
+    def predict_delta(self, before: Sequence[Any], after: Sequence[Any]) -> np.ndarray:
+        """Predicted ``valid(after) - valid(before)`` for each pair, in one predictor call."""
+        if self.predictor is None:
+            raise ConfigError("deltanas: the Delta-predictor has not been fitted yet")
+        return self.predictor.predict(self.space.encode(list(before), self.encoding),
+                                      self.space.encode(list(after), self.encoding))
+
+    def _tournament(self) -> Observation:
+        population = self._population
+        picks = self.rng.integers(len(population), size=self.sample_size).tolist()
+        winner = population[picks[0]]
+        for i in picks[1:]:  # strict '>': ties go to the earlier draw, as in regularized evolution
+            if population[i].valid > winner.valid:
+                winner = population[i]
+        return winner
+
+    def _random_child(self, parent: Observation) -> Any:
+        for _ in range(self.max_random_draws):
+            child = self.space.mutate(parent.arch, self.rng)
+            if self.in_pool(child) and child.id not in self._asked_ids:
+                return child
+        options = [c for c in self.pool_neighbours(parent.arch) if c.id not in self._asked_ids]
+        return options[int(self.rng.integers(len(options)))] if options else self._random_unasked()
+
+    def _random_unasked(self) -> Any:
+        arch = self.random_arch()
+        for _ in range(self.max_random_draws - 1):
+            if arch.id not in self._asked_ids:
+                break
+            arch = self.random_arch()
+        return arch
+
+
+# --------------------------------------------------------------------------------------------------
+# Fig. 3 analogue: Delta-predictor error against the edit distance of the pairs
+# --------------------------------------------------------------------------------------------------
+def sample_pairs_at_distance(space: SearchSpace, archs: Sequence[Any], distance: int, n_pairs: int,
+                             rng: np.random.Generator, allowed_ids: set[str] | None = None,
+                             max_attempts_per_pair: int = 2000) -> list[tuple[Any, Any]]:
+    """``n_pairs`` distinct pairs ``(a, b)`` with ``space.distance(a, b) == distance``: ``a`` uniform over
+    ``archs``, ``b`` reached by ``distance`` random single edits, kept only if it is in ``allowed_ids``
+    (e.g. the architectures with data) and exactly ``distance`` edits away."""
+    pairs, seen = [], set()
+    for _ in range(n_pairs * max_attempts_per_pair):
+        if len(pairs) == n_pairs:
+            return pairs
+        a = archs[int(rng.integers(len(archs)))]
+        b = a
+        for _ in range(distance):
+            b = space.mutate(b, rng)
+        if allowed_ids is not None and b.id not in allowed_ids:
+            continue
+        key = (a.id, b.id)
+        if key in seen or space.distance(a, b) != distance:
+            continue
+        seen.add(key)
+        pairs.append((a, b))
+    if len(pairs) < n_pairs:
+        raise DataError(f"{space.name}: found only {len(pairs)} of {n_pairs} pairs at edit distance {distance}")
+    return pairs
+
+
+def delta_loss_vs_edit_distance(benchmark: Benchmark, space: SearchSpace, dataset: str,
+                                distances: Sequence[int], n_train_pairs: int, n_test_pairs: int,
+                                rng: np.random.Generator, *,
+                                model: DeltaModelSpec, encoding: str, antisymmetric: bool,
+                                with_anchor: bool) -> dict:
+    """Held-out mean squared error of the Delta-predictor trained and tested on pairs at each distance.
+
+    The architectures with data are split in two halves; training pairs have both members in one, test
+    pairs in the other, so no test architecture is seen in training. Reference errors on the same test
+    pairs: ``zero_mse`` (predict no difference) and ``absolute_mse`` (the same model class fitted on the
+    absolute encodings of the training architectures, its prediction for ``b`` minus that for ``a``).
+    Kendall's tau between true and predicted differences is reported too: the search only ranks.
+    Accuracies are the benchmark's validation accuracy (%), so errors are in squared percent points.
+    """
+    archs = benchmark.archs_with_data()
+    if archs is None:
+        raise ConfigError(f"{benchmark.name}: needs a tabular benchmark (archs_with_data)")
+    # separate streams: the pairs drawn do not depend on how many draws the model makes
+    pairs_rng, model_rng = rng.spawn(2)
+    order = pairs_rng.permutation(len(archs))
+    halves = [[archs[int(i)] for i in part] for part in np.array_split(order, 2)]
+    half_ids = [{a.id for a in half} for half in halves]
+    results: dict = {}
+    for distance in distances:
+        train = sample_pairs_at_distance(space, halves[0], distance, n_train_pairs, pairs_rng, half_ids[0])
+        test = sample_pairs_at_distance(space, halves[1], distance, n_test_pairs, pairs_rng, half_ids[1])
+
+        def split(pairs: list) -> tuple[list, list, np.ndarray, np.ndarray]:
+            before, after = [p[0] for p in pairs], [p[1] for p in pairs]
+            return (before, after, benchmark.query_many(before, dataset, ACCURACY, "valid"),
+                    benchmark.query_many(after, dataset, ACCURACY, "valid"))
+
+        tr_a, tr_b, tr_va, tr_vb = split(train)
+        te_a, te_b, te_va, te_vb = split(test)
+        delta = DeltaPredictor(model, antisymmetric, with_anchor).fit(
+            space.encode(tr_a, encoding), space.encode(tr_b, encoding), tr_vb - tr_va, model_rng)
+        truth = te_vb - te_va
+        predicted = delta.predict(space.encode(te_a, encoding), space.encode(te_b, encoding))
+
+        # the same model class on absolute encodings, fitted on the training pairs' architectures
+        absolute = fit_quietly(model.build(model_rng, 2 * len(train)), space.encode(tr_a + tr_b, encoding),
+                               np.concatenate([tr_va, tr_vb]))
+        absolute_delta = (absolute.predict(space.encode(te_b, encoding))
+                          - absolute.predict(space.encode(te_a, encoding)))
+        results[int(distance)] = {
+            "delta_mse": float(mean_squared_error(truth, predicted)),
+            "delta_kendall_tau": float(stats.kendalltau(truth, predicted).statistic),
+            "zero_mse": float(mean_squared_error(truth, np.zeros_like(truth))),
+            "absolute_mse": float(mean_squared_error(truth, absolute_delta)),
+            "absolute_kendall_tau": float(stats.kendalltau(truth, absolute_delta).statistic),
+            "n_train_pairs": len(train), "n_test_pairs": len(test),
+        }
+    return results
