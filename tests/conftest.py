@@ -43,3 +43,15 @@ def nb201(data_root):
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny torch models on a shared 2-core machine: two intra-op threads make each step many times slower
+    (spin-waiting). The library leaves the thread count alone; tests that train pick 1 and restore it."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -187,17 +187,6 @@ def make_predictor(name: str, setting: Setting, seed: int):
     return algorithms.make_predictor(name, setting.space, np.random.default_rng(seed))
 
 
-@pytest.fixture
-def one_torch_thread():
-    """Small torch models on a shared 2-core machine: one thread is much faster and deterministic."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize("name", PREDICTORS)
 def test_predictor_shapes(name, setting, one_torch_thread):
     archs, y = training_data(setting, 40, seed=0)

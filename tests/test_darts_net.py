@@ -14,14 +14,7 @@ from nasrepro.errors import ConfigError, InvalidArchError
 
 DartsGenotype = namedtuple("Genotype", "normal normal_concat reduce reduce_concat")  # the DARTS repo's type
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny convolutions on a shared 2-core box run far faster single-threaded
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_string_and_object_genotypes_agree():

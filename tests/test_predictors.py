@@ -34,15 +34,7 @@ QUICK = {"mlp_ensemble": {"epochs": 10}, "gcn": {"epochs": 10}, "gp": {}, "gbt":
 with open(algorithms.CONFIG_DIR / "predictors.toml", "rb") as fh:
     CONFIG = tomllib.load(fh)
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """These models are tiny: on a shared 2-core machine two intra-op threads make each optimiser step
-    tens of times slower (spin-waiting). The predictors leave the thread count alone; the tests pick 1."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def build(name: str, space, seed: int = 0, quick: bool = True, **overrides):

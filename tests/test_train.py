@@ -16,13 +16,7 @@ from nasrepro.errors import CheckpointError, ConfigError
 TINY = dict(dataset="synthetic", epochs=2, batch_size=16, eval_batch_size=32, init_channels=2, layers=3,
             cutout=4, crop_padding=2, resize_to=0, train_subset=40, test_subset=0)
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture
