@@ -61,10 +61,17 @@ def entry(name: str) -> Entry:
 def load_config(name: str) -> dict:
     """The full config file of algorithm ``name`` (``[meta]`` with source and known deviations, and the
     algorithm's own section)."""
-    e = entry(name)
-    path = CONFIG_DIR / f"{e.config}.toml"
-    with open(path, "rb") as fh:
-        return tomllib.load(fh)
+    return read_config_file(entry(name).config)
+
+
+def read_config_file(stem: str) -> dict:
+    """``algorithms/configs/<stem>.toml`` as a dict; a missing file is a :class:`ConfigError`."""
+    path = CONFIG_DIR / f"{stem}.toml"
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"no config file {path}") from None
 
 
 def resolve_hparams(name: str, overrides: dict | None = None) -> dict:

@@ -30,6 +30,17 @@ from benchmarks.base import Observation, SearchSpace
 from nasrepro.errors import ConfigError
 
 
+def tournament(population: Sequence[Observation], sample_size: int, rng: np.random.Generator) -> Observation:
+    """Real et al.'s tournament: ``sample_size`` members drawn uniformly with replacement, the best by
+    validation wins; strict '>' so ties go to the earlier draw, as max() does in NB201's R_EA.py."""
+    picks = rng.integers(len(population), size=sample_size).tolist()
+    winner = population[picks[0]]
+    for i in picks[1:]:
+        if population[i].valid > winner.valid:
+            winner = population[i]
+    return winner
+
+
 class PoolMixin:
     """Pool membership by id, kept out of checkpoints (it is derived from the pool, not run state)."""
 
@@ -117,13 +128,7 @@ class RegularizedEvolution(PoolMixin, QueryOptimizer):
         self._population.extend(observations)
 
     def _tournament(self) -> Observation:
-        population = self._population
-        picks = self.rng.integers(len(population), size=self.sample_size).tolist()
-        winner = population[picks[0]]
-        for i in picks[1:]:  # strict '>': ties go to the earlier draw, as max() does in R_EA.py
-            if population[i].valid > winner.valid:
-                winner = population[i]
-        return winner
+        return tournament(self._population, self.sample_size, self.rng)
 
     def _child(self, parent: Observation) -> Any:
         if self._pool_ids is None:

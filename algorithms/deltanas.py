@@ -45,7 +45,7 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from algorithms.base import QueryOptimizer
-from algorithms.baselines import PoolMixin
+from algorithms.baselines import PoolMixin, tournament
 from benchmarks.base import ACCURACY, Benchmark, Observation, SearchSpace
 from nasrepro.errors import ConfigError, DataError
 
@@ -341,13 +341,7 @@ class DeltaNAS(PoolMixin, QueryOptimizer):
                                       self.space.encode(list(after), self.encoding))
 
     def _tournament(self) -> Observation:
-        population = self._population
-        picks = self.rng.integers(len(population), size=self.sample_size).tolist()
-        winner = population[picks[0]]
-        for i in picks[1:]:  # strict '>': ties go to the earlier draw, as in regularized evolution
-            if population[i].valid > winner.valid:
-                winner = population[i]
-        return winner
+        return tournament(self._population, self.sample_size, self.rng)
 
     def _random_child(self, parent: Observation) -> Any:
         for _ in range(self.max_random_draws):

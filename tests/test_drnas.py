@@ -10,7 +10,8 @@ import torch
 from scipy import special
 
 from algorithms.drnas import DrNAS, concentration, dirichlet_rsample
-from algorithms.nn.search import CONFIG_DIR, load_hparams, make_search, run_search, search_data
+from algorithms import CONFIG_DIR
+from algorithms.nn.search import load_hparams, make_search, run_search, search_data
 from algorithms.oneshot_baselines import DARTS, GDAS
 from nasrepro.errors import CheckpointError, ConfigError
 

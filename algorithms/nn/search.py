@@ -26,7 +26,6 @@ import json
 import pickle
 import re
 import time
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -38,11 +37,11 @@ from torch import nn
 from tqdm import tqdm
 
 from algorithms.base import OneShotOptimizer
+from algorithms import constructor_keys, read_config_file
 from algorithms.nn.ops import widen_mixed_ops
 from nasrepro.errors import CheckpointError, ConfigError
 from nasrepro.io import atomic_path, atomic_write_json
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 SPACES = ("nb201", "darts")
 
 
@@ -370,11 +369,9 @@ def _quiet_scheduler_warning():
 # --------------------------------------------------------------------------------------------------
 def load_hparams(config: str, section: str, overrides: dict | None = None) -> dict:
     """The ``[section]`` table of ``algorithms/configs/<config>.toml`` updated with ``overrides``."""
-    path = CONFIG_DIR / f"{config}.toml"
-    with open(path, "rb") as fh:
-        table = tomllib.load(fh)
+    table = read_config_file(config)
     if section not in table:
-        raise ConfigError(f"{path.name} has no [{section}] section; sections: "
+        raise ConfigError(f"{config}.toml has no [{section}] section; sections: "
                           f"{', '.join(k for k in table if k != 'meta')}")
     hparams = dict(table[section])
     hparams.update(overrides or {})
@@ -384,8 +381,6 @@ def load_hparams(config: str, section: str, overrides: dict | None = None) -> di
 def make_search(cls: type, hparams: dict, seed: int) -> SupernetSearch:
     """``cls(rng, **hparams)`` with ``rng`` seeded by ``seed``; a key no constructor in the class chain
     takes is a :class:`ConfigError` (never silently ignored)."""
-    from algorithms import constructor_keys
-
     accepted = constructor_keys(cls) - {"self", "rng"}
     unknown = sorted(set(hparams) - accepted)
     if unknown:
