@@ -41,6 +41,8 @@ REGISTRY: dict[str, Entry] = {
     "gcn": Entry("algorithms.predictors:GCNPredictor", "predictor", "predictors", "gcn"),
     "gp": Entry("algorithms.predictors:GaussianProcess", "predictor", "predictors", "gp"),
     "gbt": Entry("algorithms.predictors:GradientBoostedTrees", "predictor", "predictors", "gbt"),
+    "delta_predictor": Entry("algorithms.deltanas:AnchoredDeltaPredictor", "predictor", "deltanas",
+                             "delta_predictor"),
 }
 
 

@@ -89,14 +89,17 @@ class RegularizedEvolution(PoolMixin, QueryOptimizer):
     With a pool: the mutation is redrawn until the child is in the pool, at most
     ``max_mutation_attempts`` times; then the child is drawn uniformly among the parent's neighbours
     that are in the pool, and if there are none, uniformly from the pool. Children may repeat earlier
-    architectures (the method re-evaluates them, as Real et al.'s does).
+    architectures (the method re-evaluates them, as Real et al.'s does) unless ``avoid_repeats``: then
+    each of those draws must also be an architecture not asked before (a random unasked one last).
     """
 
     name = "regularized_evolution"
 
     def __init__(self, space: SearchSpace, rng: np.random.Generator, pool: Sequence[Any] | None = None, *,
-                 population_size: int, sample_size: int, max_mutation_attempts: int):
+                 population_size: int, sample_size: int, max_mutation_attempts: int, avoid_repeats: bool):
         super().__init__(space, rng, pool)
+        if not isinstance(avoid_repeats, bool):
+            raise ConfigError(f"regularized_evolution: avoid_repeats must be true or false, got {avoid_repeats!r}")
         for key, value in (("population_size", population_size), ("sample_size", sample_size),
                            ("max_mutation_attempts", max_mutation_attempts)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -105,6 +108,8 @@ class RegularizedEvolution(PoolMixin, QueryOptimizer):
         self.population_size = population_size
         self.sample_size = sample_size
         self.max_mutation_attempts = max_mutation_attempts
+        self.avoid_repeats = avoid_repeats
+        self._asked_ids: set[str] = set()
         #: the living population, oldest first (a full deque drops its left end on append: aging)
         self._population: collections.deque[Observation] = collections.deque(maxlen=population_size)
         self._n_random_asked = 0
@@ -119,9 +124,12 @@ class RegularizedEvolution(PoolMixin, QueryOptimizer):
         for _ in range(n):
             if self._n_random_asked < self.population_size or not self._population:
                 self._n_random_asked += 1
-                out.append(self.random_arch())
+                arch = self._random_new() if self.avoid_repeats else self.random_arch()
             else:
-                out.append(self._child(self._tournament()))
+                arch = self._child(self._tournament())
+            if self.avoid_repeats:
+                self._asked_ids.add(arch.id)
+            out.append(arch)
         return out
 
     def _tell(self, observations: list[Observation]) -> None:
@@ -130,17 +138,30 @@ class RegularizedEvolution(PoolMixin, QueryOptimizer):
     def _tournament(self) -> Observation:
         return tournament(self._population, self.sample_size, self.rng)
 
+    def _acceptable(self, arch: Any) -> bool:
+        return self.in_pool(arch) and not (self.avoid_repeats and arch.id in self._asked_ids)
+
     def _child(self, parent: Observation) -> Any:
-        if self._pool_ids is None:
-            return self.space.mutate(parent.arch, self.rng)
+        if self._pool_ids is None and not self.avoid_repeats:
+            return self.space.mutate(parent.arch, self.rng)  # Real et al.'s mutation, nothing to redraw
         for _ in range(self.max_mutation_attempts):
             child = self.space.mutate(parent.arch, self.rng)
-            if child.id in self._pool_ids:
+            if self._acceptable(child):
                 return child
-        options = self.pool_neighbours(parent.arch)
+        options = [a for a in self.pool_neighbours(parent.arch) if self._acceptable(a)]
         if options:
             return options[int(self.rng.integers(len(options)))]
-        return self.random_arch()
+        return self._random_new() if self.avoid_repeats else self.random_arch()
+
+    def _random_new(self) -> Any:
+        """A random architecture not asked before (any random one once ``max_mutation_attempts`` draws
+        all hit asked ones: the pool may be exhausted)."""
+        arch = self.random_arch()
+        for _ in range(self.max_mutation_attempts - 1):
+            if arch.id not in self._asked_ids:
+                break
+            arch = self.random_arch()
+        return arch
 
 
 class LocalSearch(PoolMixin, QueryOptimizer):

@@ -15,7 +15,7 @@ Three pieces, each usable on its own:
 * :func:`doa_encode` and :class:`DoADataset` -- the DoA encoding ``encode(b) - encode(a)`` and a growing
   set of evaluated architectures whose pairs within ``max_pair_distance`` edits are the training data
   (both encodings and the target ``valid(b) - valid(a)``).
-* :class:`DeltaModelSpec` / :class:`DeltaPredictor` -- the regressor (an ensemble of scikit-learn MLPs,
+* :class:`DeltaModelSpec` / :class:`DeltaPredictor` -- the regressor (the BANANAS MLP ensemble of :mod:`algorithms.predictors`,
   or ridge regression) on the DoA vector, optionally with the anchor's encoding beside it, optionally
   trained on both directions and made exactly antisymmetric; it scores all mutants of a parent in one
   call.
@@ -23,29 +23,30 @@ Three pieces, each usable on its own:
   tournament parents, all their single-edit neighbours scored as ``valid(parent) + predicted delta``,
   only the best few not yet asked are evaluated.
 
+:class:`AnchoredDeltaPredictor` wraps the Delta-predictor as an absolute predictor (fit/predict), so that it
+sits in the same predictor-quality table as the absolute predictors.
+
 :func:`delta_loss_vs_edit_distance` is the analogue of the paper's Fig. 3: held-out error of the
 Delta-predictor trained and tested on pairs at a given edit distance.
 """
 from __future__ import annotations
 
 import collections
-import warnings
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 from scipy import stats
+from scipy.spatial.distance import cdist
 from sklearn.compose import TransformedTargetRegressor
-from sklearn.ensemble import VotingRegressor
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Ridge
 from sklearn.metrics import mean_squared_error
-from sklearn.neural_network import MLPRegressor
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from algorithms.base import QueryOptimizer
+from algorithms.base import Predictor, QueryOptimizer
 from algorithms.baselines import PoolMixin, tournament
+from algorithms.predictors import EnsembleRegressor
 from benchmarks.base import ACCURACY, Benchmark, Observation, SearchSpace
 from nasrepro.errors import ConfigError, DataError
 
@@ -117,57 +118,48 @@ class DeltaModelSpec:
     """Which regressor maps DoA vectors to accuracy differences, and its settings."""
 
     kind: str
-    mlp_hidden_layers: tuple[int, ...]
+    mlp_n_layers: int
+    mlp_width: int
     mlp_ensemble_size: int
-    mlp_max_iter: int
+    mlp_epochs: int
     mlp_batch_size: int
     mlp_learning_rate: float
-    mlp_l2: float
+    mlp_weight_decay: float
+    mlp_loss: str
     ridge_alpha: float
 
     def __post_init__(self) -> None:
         if self.kind not in MODEL_KINDS:
             raise ConfigError(f"deltanas: unknown model {self.kind!r}; choose from {', '.join(MODEL_KINDS)}")
-        if not self.mlp_hidden_layers or any(int(h) < 1 for h in self.mlp_hidden_layers):
-            raise ConfigError(f"deltanas: mlp_hidden_layers must be positive widths, got {self.mlp_hidden_layers!r}")
-        for key in ("mlp_ensemble_size", "mlp_max_iter", "mlp_batch_size"):
-            value = getattr(self, key)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"deltanas: {key} must be a positive integer, got {value!r}")
-        for key in ("mlp_learning_rate", "mlp_l2", "ridge_alpha"):
-            if not getattr(self, key) >= 0:
-                raise ConfigError(f"deltanas: {key} must be >= 0, got {getattr(self, key)!r}")
+        if not self.ridge_alpha >= 0:
+            raise ConfigError(f"deltanas: ridge_alpha must be >= 0, got {self.ridge_alpha!r}")
+        self.build(np.random.default_rng(0))  # checks the MLP settings (a ConfigError names the bad key)
 
     @classmethod
     def from_config(cls, section: dict) -> "DeltaModelSpec":
         """The model settings of a ``[deltanas]`` config section (the ``model`` and ``mlp_*``/``ridge_*`` keys)."""
-        return cls(section["model"], tuple(int(h) for h in section["mlp_hidden_layers"]),
-                   section["mlp_ensemble_size"], section["mlp_max_iter"], section["mlp_batch_size"],
-                   float(section["mlp_learning_rate"]), float(section["mlp_l2"]), float(section["ridge_alpha"]))
+        return cls(section["model"], *(section[f"mlp_{key}"] for key in _MLP_KEYS), section["ridge_alpha"])
 
-    def build(self, rng: np.random.Generator, n_rows: int) -> Any:
-        """A fresh scikit-learn regressor for ``n_rows`` training rows; its seeds come from ``rng`` (never
-        from global state)."""
+    def build(self, rng: np.random.Generator) -> Any:
+        """A fresh regressor with ``fit(x, y)`` / ``predict(x)``; its seeds come from ``rng`` (never from
+        global state). The MLP ensemble is the BANANAS one of :mod:`algorithms.predictors` on DoA vectors."""
         if self.kind == "ridge":
-            regressor = Ridge(alpha=self.ridge_alpha)
-        else:
-            seeds = rng.integers(2**31 - 1, size=self.mlp_ensemble_size).tolist()
-            members = [(f"mlp{k}", MLPRegressor(
-                hidden_layer_sizes=tuple(self.mlp_hidden_layers), learning_rate_init=self.mlp_learning_rate,
-                alpha=self.mlp_l2, max_iter=self.mlp_max_iter, batch_size=min(self.mlp_batch_size, n_rows),
-                random_state=int(seed))) for k, seed in enumerate(seeds)]
-            # VotingRegressor averages its members: the ensemble mean
-            regressor = VotingRegressor(members)
-        # accuracy differences span tens of percent points: standardise the target for the MLP's sake
-        return TransformedTargetRegressor(regressor=regressor, transformer=StandardScaler())
+            # accuracy differences span tens of percent points: standardise the target as the MLPs do
+            return TransformedTargetRegressor(regressor=Ridge(alpha=self.ridge_alpha), transformer=StandardScaler())
+        return EnsembleRegressor(
+            "deltanas", rng, ensemble_size=self.mlp_ensemble_size, n_layers=self.mlp_n_layers, width=self.mlp_width,
+            epochs=self.mlp_epochs, batch_size=self.mlp_batch_size, lr=self.mlp_learning_rate,
+            weight_decay=self.mlp_weight_decay, loss=self.mlp_loss, lr_schedule="constant")
+
+
+#: the ``mlp_<key>`` settings of the Delta-predictor, in DeltaModelSpec's field order
+_MLP_KEYS = ("n_layers", "width", "ensemble_size", "epochs", "batch_size", "learning_rate", "weight_decay", "loss")
 
 
 def fit_quietly(model: Any, x: np.ndarray, y: np.ndarray) -> Any:
-    """``model.fit`` without scikit-learn's ConvergenceWarning (max_iter is a budget we set on purpose), on
-    one BLAS thread: the matrices are tiny, and BLAS threads made a search several times slower on a
-    busy 2-core machine."""
-    with warnings.catch_warnings(), threadpool_limits(limits=1):
-        warnings.simplefilter("ignore", ConvergenceWarning)
+    """``model.fit`` on one BLAS thread: the matrices are tiny, and BLAS threads made a search several
+    times slower on a busy 2-core machine."""
+    with threadpool_limits(limits=1):
         return model.fit(np.asarray(x, np.float64), np.asarray(y, np.float64))
 
 
@@ -195,7 +187,7 @@ class DeltaPredictor:
         x, y = self.features(before, after), np.asarray(y, np.float64)
         if self.antisymmetric:
             x, y = np.concatenate([x, self.features(after, before)]), np.concatenate([y, -y])
-        self.model = fit_quietly(self.spec.build(rng, len(x)), x, y)
+        self.model = fit_quietly(self.spec.build(rng), x, y)
         return self
 
     def predict(self, before: np.ndarray, after: np.ndarray) -> np.ndarray:
@@ -203,6 +195,80 @@ class DeltaPredictor:
         if self.antisymmetric:
             return 0.5 * (forward - self.model.predict(self.features(after, before)))
         return forward
+
+
+class AnchoredDeltaPredictor(Predictor):
+    """The Delta-predictor behind the absolute :class:`~algorithms.base.Predictor` contract, so it can be
+    compared with absolute predictors on the same held-out architectures (the predictor-quality table).
+
+    ``fit(archs, y)`` pairs every training architecture with its ``pair_neighbours`` nearest other training
+    architectures and fits the Delta-predictor on those pairs. ``predict(x)`` takes the ``anchors``
+    nearest training architectures ``a`` of ``x`` and returns the mean of ``y(a) + delta(a -> x)``.
+    "Nearest" is the L1 distance of the encodings (one edit of an NB201 edge op = 2; cheap for 1,000 x
+    100,000 distances, where ``space.distance`` would be a Python loop).
+    """
+
+    name = "delta_predictor"
+    has_uncertainty = False
+
+    def __init__(self, space: SearchSpace, rng: np.random.Generator, *, encoding: str, pair_neighbours: int,
+                 anchors: int, antisymmetric: bool, with_anchor: bool, model: str, mlp_n_layers: int,
+                 mlp_width: int, mlp_ensemble_size: int, mlp_epochs: int, mlp_batch_size: int,
+                 mlp_learning_rate: float, mlp_weight_decay: float, mlp_loss: str, ridge_alpha: float):
+        super().__init__(space, rng)
+        self.encoding = _pick_encoding(space, encoding)
+        for key, value in (("pair_neighbours", pair_neighbours), ("anchors", anchors)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"delta_predictor: {key} must be a positive integer, got {value!r}")
+        self.pair_neighbours, self.anchors = pair_neighbours, anchors
+        self.delta = DeltaPredictor(DeltaModelSpec(model, mlp_n_layers, mlp_width, mlp_ensemble_size, mlp_epochs,
+                                                   mlp_batch_size, mlp_learning_rate, mlp_weight_decay, mlp_loss,
+                                                   ridge_alpha), antisymmetric, with_anchor)
+        self._train_x: np.ndarray | None = None
+        self._train_y: np.ndarray | None = None
+
+    def fit(self, archs: Sequence[Any], y: np.ndarray) -> "AnchoredDeltaPredictor":
+        y = np.asarray(y, np.float64).reshape(-1)
+        if len(archs) < 2 or len(archs) != len(y) or not np.isfinite(y).all():
+            raise ConfigError(f"delta_predictor: needs >= 2 architectures with one finite target each, got "
+                              f"{len(archs)} architectures and {len(y)} targets")
+        x = self.space.encode(list(archs), self.encoding).astype(np.float64)
+        nearest = self._nearest(x, x, min(self.pair_neighbours, len(x) - 1), exclude_self=True)
+        first = np.repeat(np.arange(len(x)), nearest.shape[1])
+        second = nearest.reshape(-1)
+        self.delta.fit(x[first], x[second], y[second] - y[first], self.rng)
+        self._train_x, self._train_y = x, y
+        return self
+
+    def predict(self, archs: Sequence[Any]) -> np.ndarray:
+        if self._train_x is None:
+            raise ConfigError("delta_predictor: predict called before fit")
+        x = self.space.encode(list(archs), self.encoding).astype(np.float64)
+        nearest = self._nearest(x, self._train_x, min(self.anchors, len(self._train_x)), exclude_self=False)
+        anchors = nearest.reshape(-1)
+        targets = np.repeat(x, nearest.shape[1], axis=0)
+        estimates = self._train_y[anchors] + self.delta.predict(self._train_x[anchors], targets)
+        return estimates.reshape(nearest.shape).mean(axis=1)
+
+    @staticmethod
+    def _nearest(queries: np.ndarray, reference: np.ndarray, k: int, exclude_self: bool) -> np.ndarray:
+        """Indices ``[len(queries), k]`` of the ``k`` nearest reference rows (L1), ties broken by index."""
+        out = []
+        for start in range(0, len(queries), 4096):  # bounds the distance matrix's memory
+            distances = cdist(queries[start:start + 4096], reference, metric="cityblock")
+            if exclude_self:
+                distances[np.arange(len(distances)), np.arange(start, start + len(distances))] = np.inf
+            out.append(np.argsort(distances, axis=1, kind="stable")[:, :k])
+        return np.concatenate(out)
+
+
+def _pick_encoding(space: SearchSpace, encoding: str) -> str:
+    """``"auto"`` is the space's first (one-hot) encoding: NB201 "onehot", NB101/DARTS "adjacency_onehot"."""
+    encoding = space.encodings[0] if encoding == "auto" else encoding
+    if encoding not in space.encodings:
+        raise ConfigError(f"deltanas: {space.name} has no encoding {encoding!r}; "
+                          f"choose from auto, {', '.join(space.encodings)}")
+    return encoding
 
 
 # --------------------------------------------------------------------------------------------------
@@ -238,8 +304,8 @@ class DeltaNAS(PoolMixin, QueryOptimizer):
                  encoding: str, max_pair_distance: int, antisymmetric: bool, with_anchor: bool, num_init: int,
                  population_size: int, sample_size: int, parents_per_round: int, queries_per_round: int,
                  refit_every: int, min_train_pairs: int, max_train_pairs: int, max_random_draws: int, model: str,
-                 mlp_hidden_layers: Sequence[int], mlp_ensemble_size: int, mlp_max_iter: int, mlp_batch_size: int,
-                 mlp_learning_rate: float, mlp_l2: float, ridge_alpha: float):
+                 mlp_n_layers: int, mlp_width: int, mlp_ensemble_size: int, mlp_epochs: int, mlp_batch_size: int,
+                 mlp_learning_rate: float, mlp_weight_decay: float, mlp_loss: str, ridge_alpha: float):
         super().__init__(space, rng, pool)
         for key, value in (("max_pair_distance", max_pair_distance), ("num_init", num_init),
                            ("population_size", population_size), ("sample_size", sample_size),
@@ -252,16 +318,10 @@ class DeltaNAS(PoolMixin, QueryOptimizer):
         for key, flag in (("antisymmetric", antisymmetric), ("with_anchor", with_anchor)):
             if not isinstance(flag, bool):
                 raise ConfigError(f"deltanas: {key} must be true or false, got {flag!r}")
-        # "auto": the space's first encoding, its one-hot one (NB201 "onehot", NB101 "adjacency_onehot")
-        encoding = space.encodings[0] if encoding == "auto" else encoding
-        if encoding not in space.encodings:
-            raise ConfigError(f"deltanas: {space.name} has no encoding {encoding!r}; "
-                              f"choose from auto, {', '.join(space.encodings)}")
+        encoding = _pick_encoding(space, encoding)
         self._init_pool(pool)
-        self.model_spec = DeltaModelSpec.from_config(dict(
-            model=model, mlp_hidden_layers=mlp_hidden_layers, mlp_ensemble_size=mlp_ensemble_size,
-            mlp_max_iter=mlp_max_iter, mlp_batch_size=mlp_batch_size, mlp_learning_rate=mlp_learning_rate,
-            mlp_l2=mlp_l2, ridge_alpha=ridge_alpha))
+        self.model_spec = DeltaModelSpec(model, mlp_n_layers, mlp_width, mlp_ensemble_size, mlp_epochs,
+                                         mlp_batch_size, mlp_learning_rate, mlp_weight_decay, mlp_loss, ridge_alpha)
         self.encoding = encoding
         self.num_init = num_init
         self.sample_size = sample_size
@@ -429,7 +489,7 @@ def delta_loss_vs_edit_distance(benchmark: Benchmark, space: SearchSpace, datase
         predicted = delta.predict(space.encode(te_a, encoding), space.encode(te_b, encoding))
 
         # the same model class on absolute encodings, fitted on the training pairs' architectures
-        absolute = fit_quietly(model.build(model_rng, 2 * len(train)), space.encode(tr_a + tr_b, encoding),
+        absolute = fit_quietly(model.build(model_rng), space.encode(tr_a + tr_b, encoding),
                                np.concatenate([tr_va, tr_vb]))
         absolute_delta = (absolute.predict(space.encode(te_b, encoding))
                           - absolute.predict(space.encode(te_a, encoding)))

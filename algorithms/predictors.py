@@ -207,6 +207,55 @@ class _StackedMLPs(torch.nn.Module):
         return x.squeeze(-1)
 
 
+class EnsembleRegressor:
+    """BANANAS' ensemble of MLPs on a plain feature matrix: ``fit(x, y)``, ``predict(x)``,
+    ``member_predictions(x)``. :class:`MLPEnsemble` runs it on an architecture encoding; Delta-NAS runs it
+    on difference-of-architecture vectors. Targets are standardised inside ``fit``; each fit draws one
+    torch seed per member from ``rng`` (never the global generators)."""
+
+    def __init__(self, owner: str, rng: np.random.Generator, *, ensemble_size: int, n_layers: int, width: int,
+                 epochs: int, batch_size: int, lr: float, weight_decay: float, loss: str, lr_schedule: str):
+        self.rng = rng
+        self.ensemble_size = _positive_int(owner, "ensemble_size", ensemble_size)
+        self.n_layers = _positive_int(owner, "n_layers", n_layers)
+        self.width = _positive_int(owner, "width", width)
+        self.epochs = _positive_int(owner, "epochs", epochs)
+        self.batch_size = _positive_int(owner, "batch_size", batch_size)
+        self.lr = _positive_float(owner, "lr", lr)
+        self.weight_decay = _positive_float(owner, "weight_decay", weight_decay, allow_zero=True)
+        self.loss = _choice(owner, "loss", loss, tuple(_LOSSES))
+        self.lr_schedule = _choice(owner, "lr_schedule", lr_schedule, _SCHEDULES)
+        self.owner = owner
+        self._targets: _Standardiser | None = None
+        self._model: _StackedMLPs | None = None
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> "EnsembleRegressor":
+        y = np.asarray(y, dtype=np.float64).reshape(-1)
+        self._targets = _Standardiser(y)
+        features = torch.from_numpy(np.asarray(x, dtype=np.float32))
+        z = torch.from_numpy(self._targets.forward(y).astype(np.float32))
+        generators = [torch.Generator().manual_seed(int(self.rng.integers(2**63 - 1)))
+                      for _ in range(self.ensemble_size)]
+        self._model = _StackedMLPs(features.shape[1], self.width, self.n_layers, generators)
+        _train(self._model, [features], z, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+               weight_decay=self.weight_decay, loss=self.loss, lr_schedule=self.lr_schedule,
+               generator=generators)
+        return self
+
+    def member_predictions(self, x: np.ndarray) -> np.ndarray:
+        """``[ensemble_size, rows]`` predictions in target units."""
+        if self._targets is None:
+            raise ConfigError(f"{self.owner}: predict called before fit")
+        features = torch.from_numpy(np.asarray(x, dtype=np.float32))
+        with torch.inference_mode():
+            parts = [self._model(features[s:s + _PREDICT_CHUNK]) for s in range(0, len(features), _PREDICT_CHUNK)]
+        z = torch.cat(parts, dim=1) if parts else torch.zeros(self.ensemble_size, 0)
+        return self._targets.backward(z.numpy().astype(np.float64))
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self.member_predictions(x).mean(axis=0)
+
+
 class MLPEnsemble(_FittedPredictor):
     """BANANAS' meta neural network: ``ensemble_size`` MLPs, each with its own initial weights and batch
     order; the prediction is the members' mean and the uncertainty their standard deviation."""
@@ -218,38 +267,20 @@ class MLPEnsemble(_FittedPredictor):
                  ensemble_size: int, n_layers: int, width: int, epochs: int, batch_size: int, lr: float,
                  weight_decay: float, loss: str, lr_schedule: str):
         super().__init__(space, rng)
-        owner = self.name
         self.encoding = self._pick_encoding(encoding)
-        self.ensemble_size = _positive_int(owner, "ensemble_size", ensemble_size)
-        self.n_layers = _positive_int(owner, "n_layers", n_layers)
-        self.width = _positive_int(owner, "width", width)
-        self.epochs = _positive_int(owner, "epochs", epochs)
-        self.batch_size = _positive_int(owner, "batch_size", batch_size)
-        self.lr = _positive_float(owner, "lr", lr)
-        self.weight_decay = _positive_float(owner, "weight_decay", weight_decay, allow_zero=True)
-        self.loss = _choice(owner, "loss", loss, tuple(_LOSSES))
-        self.lr_schedule = _choice(owner, "lr_schedule", lr_schedule, _SCHEDULES)
-        self._model: _StackedMLPs | None = None
+        self.regressor = EnsembleRegressor(
+            self.name, rng, ensemble_size=ensemble_size, n_layers=n_layers, width=width, epochs=epochs,
+            batch_size=batch_size, lr=lr, weight_decay=weight_decay, loss=loss, lr_schedule=lr_schedule)
 
     def fit(self, archs: Sequence[Any], y: np.ndarray) -> "MLPEnsemble":
         y = _training_targets(self.name, archs, y)
-        self._targets = _Standardiser(y)
-        x = torch.from_numpy(self.space.encode(archs, self.encoding))
-        z = torch.from_numpy(self._targets.forward(y).astype(np.float32))
-        generators = [self._torch_generator() for _ in range(self.ensemble_size)]
-        self._model = _StackedMLPs(x.shape[1], self.width, self.n_layers, generators)
-        _train(self._model, [x], z, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
-               weight_decay=self.weight_decay, loss=self.loss, lr_schedule=self.lr_schedule,
-               generator=generators)
+        self.regressor.fit(self.space.encode(archs, self.encoding), y)
+        self._targets = self.regressor._targets
         return self
 
     def _member_predictions(self, archs: Sequence[Any]) -> np.ndarray:
-        targets = self._check_fitted()
-        x = torch.from_numpy(self.space.encode(archs, self.encoding))
-        with torch.inference_mode():
-            parts = [self._model(x[s:s + _PREDICT_CHUNK]) for s in range(0, len(x), _PREDICT_CHUNK)]
-        z = torch.cat(parts, dim=1) if parts else torch.zeros(self.ensemble_size, 0)
-        return targets.backward(z.numpy().astype(np.float64))
+        self._check_fitted()
+        return self.regressor.member_predictions(self.space.encode(archs, self.encoding))
 
     def predict(self, archs: Sequence[Any]) -> np.ndarray:
         return self._member_predictions(archs).mean(axis=0)

@@ -272,7 +272,7 @@ def curves_by_time(group: Group, runs: list[LoadedRun], points: int = 200) -> tu
     return grid, regret
 
 
-def _band(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def mean_band(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     summary = np.array([mean_ci(column) for column in matrix.T])
     return summary[:, 0], summary[:, 1], summary[:, 2]
 
@@ -292,7 +292,7 @@ def plot(groups: Sequence[Group], path: Path) -> list[Path]:
                                     (ax_t, _time_curves_or_none(group, runs))):
                 if x is None:
                     continue
-                mean, low, high = _band(np.maximum(regret, REGRET_FLOOR))
+                mean, low, high = mean_band(np.maximum(regret, REGRET_FLOOR))
                 (line,) = ax.plot(x, mean, label=f"{label} (n={len(runs)})")
                 # a t-interval can reach below zero; on a log axis it is cut at the floor
                 ax.fill_between(x, np.maximum(low, REGRET_FLOOR), high, color=line.get_color(), alpha=0.2,

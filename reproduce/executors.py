@@ -14,6 +14,8 @@ from typing import Any, Callable, Iterable, Iterator
 from nasrepro.errors import ConfigError, NasReproError
 
 EXECUTORS = ("local", "ray")
+#: environment variables a Ray task gets from the driver (where the data and caches live)
+FORWARDED_ENV = ("NASREPRO_DATA", "NASREPRO_CACHE")
 
 
 def default_workers() -> int:
@@ -69,7 +71,8 @@ class LocalExecutor(Executor):
                 yield fn(item)
             return
         # spawn: workers start clean (no inherited threads/locks from tqdm, torch or a Ray client)
-        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
+        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
+                                         initializer=_one_thread_per_worker)
         futures = {self._pool.submit(fn, item) for item in items}
         try:
             while futures:
@@ -84,6 +87,13 @@ class LocalExecutor(Executor):
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+
+
+def _one_thread_per_worker() -> None:
+    """Each worker gets one core: BLAS/OpenMP (torch included, which reads this at import) use one thread,
+    so ``workers`` processes never oversubscribe the machine. Ray does the same for its 1-CPU tasks."""
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[name] = "1"
 
 
 class RayExecutor(Executor):
@@ -115,7 +125,10 @@ class RayExecutor(Executor):
             self.ray.shutdown()
 
     def map(self, fn: Callable, items: Iterable) -> Iterator:
-        remote = self.ray.remote(num_cpus=1)(fn)
+        # tasks may run on other nodes: they need this process's data root and cache settings
+        env = {name: os.environ[name] for name in FORWARDED_ENV if name in os.environ}
+        options = {"runtime_env": {"env_vars": env}} if env else {}
+        remote = self.ray.remote(num_cpus=1, **options)(fn)
         pending = [remote.remote(item) for item in items]
         try:
             while pending:

@@ -77,7 +77,22 @@ def test_evolution_with_a_sparse_pool_falls_back_inside_the_pool():
     assert {o.arch for o in optimizer.history} <= set(pool)
 
 
-@pytest.mark.parametrize("bad", [{"population_size": 0}, {"sample_size": 2.5}, {"max_mutation_attempts": True}])
+@pytest.mark.parametrize("avoid_repeats", [False, True])
+def test_avoid_repeats_stops_re_evaluating_a_sparse_pool(avoid_repeats):
+    space = ToySpace()
+    rng = np.random.default_rng(3)
+    pool = [space.parse(s) for s in sorted({a.id for a in (space.sample(rng) for _ in range(40))})]
+    optimizer = regularized_evolution(space, seed=4, pool=pool, avoid_repeats=avoid_repeats)
+    oracle = Oracle(ToyBenchmark(), OracleTask("toy"), Budget(max_queries=len(pool)))
+    search(optimizer, oracle)
+    distinct = len({o.arch.id for o in optimizer.history})
+    assert {o.arch.id for o in optimizer.history} <= {a.id for a in pool}
+    # with repeats allowed, evolution in a sparse pool revisits cells; without, it covers the whole pool
+    assert (distinct == len(pool)) == avoid_repeats
+
+
+@pytest.mark.parametrize("bad", [{"population_size": 0}, {"sample_size": 2.5}, {"max_mutation_attempts": True},
+                                 {"avoid_repeats": 1}])
 def test_evolution_rejects_bad_hyperparameters(bad):
     with pytest.raises(ConfigError):
         regularized_evolution(ToySpace(), **bad)

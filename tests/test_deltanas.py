@@ -24,7 +24,7 @@ def config() -> dict:
 
 
 #: a smaller Delta-model for the toy-space tests (same code paths, a fraction of the fitting time)
-SMALL_MODEL = {"mlp_hidden_layers": [16], "mlp_ensemble_size": 2, "mlp_max_iter": 20}
+SMALL_MODEL = {"mlp_n_layers": 1, "mlp_width": 16, "mlp_ensemble_size": 2, "mlp_epochs": 20}
 
 
 def make(space, seed: int, pool=None, **overrides) -> DeltaNAS:

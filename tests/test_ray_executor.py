@@ -3,6 +3,7 @@ surface as themselves, and a missing Ray is a clear error."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 
 import pytest
@@ -74,3 +75,15 @@ def test_executor_choice_errors(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
     with pytest.raises(ConfigError, match=r'pip install "\.\[ray\]"'):
         RayExecutor()
+
+
+def test_ray_tasks_get_the_drivers_data_root_and_cache(local_ray, monkeypatch):
+    # os.getenv pickles by reference, so it reads the worker's environment; set after Ray started: its workers' own environment still holds the old values (or none)
+    monkeypatch.setenv("NASREPRO_CACHE", "/nonexistent/cache-set-after-ray-init")
+    with RayExecutor() as pool:
+        assert list(pool.map(os.getenv, ["NASREPRO_CACHE"])) == ["/nonexistent/cache-set-after-ray-init"]
+
+
+def test_local_workers_run_one_thread_each():
+    with LocalExecutor(workers=2) as pool:
+        assert list(pool.map(os.getenv, ["OMP_NUM_THREADS", "OMP_NUM_THREADS"])) == ["1", "1"]
