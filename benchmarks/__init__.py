@@ -21,6 +21,7 @@ SPACES = {
     "nb201": "benchmarks.nb201:NB201Space",
     "nb101": "benchmarks.nb101:NB101Space",
     "darts": "benchmarks.darts_space:DartsSpace",
+    "multicell": "benchmarks.multicell:MultiCellSpace",
 }
 
 
