@@ -59,6 +59,16 @@ class PoolMixin:
         """The space's neighbours of ``arch`` that are in the pool (all of them without a pool)."""
         return [a for a in self.space.neighbours(arch) if self.in_pool(a)]
 
+    def random_unasked(self, asked_ids: set[str], max_draws: int) -> Any:
+        """A random architecture (of the pool, if any) whose id is not in ``asked_ids``; if ``max_draws``
+        draws all hit asked ones (a small space or pool can run out), the last draw."""
+        arch = self.random_arch()
+        for _ in range(max_draws - 1):
+            if arch.id not in asked_ids:
+                break
+            arch = self.random_arch()
+        return arch
+
 
 class RandomSearch(PoolMixin, QueryOptimizer):
     """Uniform random search over the space, or over ``pool`` when given. No hyper-parameters."""
@@ -154,14 +164,7 @@ class RegularizedEvolution(PoolMixin, QueryOptimizer):
         return self._random_new() if self.avoid_repeats else self.random_arch()
 
     def _random_new(self) -> Any:
-        """A random architecture not asked before (any random one once ``max_mutation_attempts`` draws
-        all hit asked ones: the pool may be exhausted)."""
-        arch = self.random_arch()
-        for _ in range(self.max_mutation_attempts - 1):
-            if arch.id not in self._asked_ids:
-                break
-            arch = self.random_arch()
-        return arch
+        return self.random_unasked(self._asked_ids, self.max_mutation_attempts)
 
 
 class LocalSearch(PoolMixin, QueryOptimizer):

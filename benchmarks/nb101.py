@@ -396,6 +396,10 @@ class Enumeration:
 # --------------------------------------------------------------------------------------------------
 # Search space
 # --------------------------------------------------------------------------------------------------
+#: neighbourhoods kept by an NB101Space (about 30 cells each)
+NEIGHBOUR_CACHE_SIZE = 20_000
+
+
 class NB101Space(SearchSpace):
     """The NB101 cell space. ``sample`` follows nasbench/NASLib: each of the 21 upper-triangular edges is
     on with probability 1/2 and each of the 5 inner ops uniform, redrawn until the pruned cell is valid.
@@ -409,6 +413,12 @@ class NB101Space(SearchSpace):
         self._enumeration: Enumeration | None = None
         # relabellings of the inner vertices of a padded cell, for :meth:`distance`
         self._perms = _inner_permutations(MAX_VERTICES)
+        # cell -> neighbours: building them prunes and hashes ~30 cells, and evolution in a sparse pool asks
+        # for the same parents' neighbourhoods again and again (cleared when full; never pickled)
+        self._neighbour_cache: dict[tuple, tuple[NB101Arch, ...]] = {}
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_neighbour_cache": {}}
 
     @property
     def enumeration(self) -> Enumeration:
@@ -454,6 +464,17 @@ class NB101Space(SearchSpace):
         Padding a smaller cell with isolated vertices adds no neighbours: one edge to or from an isolated
         vertex never puts it on an input->output path, so that edit prunes back to ``arch``.
         """
+        # keyed by the representation, not the id: isomorphic matrices (one id) list their neighbours in
+        # different orders, and the order decides which mutation a generator draw picks
+        key = (arch.matrix, arch.ops)
+        cached = self._neighbour_cache.get(key)
+        if cached is None:
+            if len(self._neighbour_cache) >= NEIGHBOUR_CACHE_SIZE:
+                self._neighbour_cache.clear()
+            cached = self._neighbour_cache[key] = tuple(self._build_neighbours(arch))
+        return list(cached)
+
+    def _build_neighbours(self, arch: NB101Arch) -> list[NB101Arch]:
         n = arch.n_vertices
         seen = {arch.id}
         out = []

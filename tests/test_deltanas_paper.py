@@ -26,11 +26,12 @@ def tiny(**changes) -> paper.Settings:
     settings = paper.Settings(
         methods=("deltanas", "regularized_evolution", "random_search"),
         method_overrides={"regularized_evolution.avoid_repeats": True},
+        strong_baselines=("regularized_evolution",),
         convergence_tasks=("nb201/cifar10",), size_tasks=("nb201/cifar10", "nb301-standin/cifar10"),
         budgets=(10, 15), seeds=3, significance=0.05, fig3_tasks=("nb201/cifar10",), fig3_distances=(1, 2, 3),
         fig3_seeds=1, fig3_train_pairs=40, fig3_test_pairs=40, fig3_sharp_rise=1.5, fig3_plateau=1.5,
         table_tasks=("nb201/cifar10",), table_predictors=("gbt", "delta_predictor"), table_sizes=(20,),
-        table_test_size=100, table_seeds=1)
+        table_test_size=100, table_few_samples=20, table_seeds=1)
     return dataclasses.replace(settings, **changes)
 
 
@@ -38,10 +39,15 @@ def tiny(**changes) -> paper.Settings:
     ({"methods": ("deltanas", "regularized_evolution", "gcn")}, "not a query-based optimizer"),
     ({"methods": ("deltanas", "no_such_method")}, "unknown algorithm"),
     ({"methods": ("random_search", "regularized_evolution")}, "must include deltanas"),
-    ({"table_predictors": ("gbt", "random_search")}, "not a predictor"),
+    ({"table_predictors": ("gbt", "delta_predictor", "random_search")}, "not a predictor"),
     ({"convergence_tasks": ("nb999/cifar10",)}, "is not '<benchmark>/<dataset>'"),
     ({"fig3_tasks": ("cifar10",)}, "is not '<benchmark>/<dataset>'"),
     ({"budgets": (50, 20)}, "increasing"),
+    ({"fig3_distances": (2, 3)}, "start at 1"),
+    ({"table_predictors": ("gbt",)}, "delta_predictor"),
+    ({"significance": 1.5}, "significance"),
+    ({"seeds": 1}, "seeds"),
+    ({"strong_baselines": ("deltanas",)}, "strong_baselines"),
     ({"method_overrides": {"bananas.num_init": 5}}, "must be '<method>.<key>'"),
     ({"method_overrides": {"regularized_evolution.no_such_key": 5}}, "unknown hyper-parameter"),
 ])
@@ -84,25 +90,43 @@ def test_queries_to_best_counts_first_hit_and_censors_misses():
     assert result["deltanas"]["reached"] == 2 and result["deltanas"]["median"] == 3
     assert result["deltanas"]["q1"] == 1 and math.isinf(result["deltanas"]["q3"])
     assert result["random_search"]["reached"] == 1 and math.isinf(result["random_search"]["median"])
-    row = paper._to_best_row("nb201/cifar10", result, tiny())
-    assert row["verdict"] == "reproduced" and ">3" in row["ours"]
-    swapped = paper.queries_to_best(fake_group({"deltanas": [[1, 2, 3]] * 3, "random_search": [[9, 9, 9]] * 3}), 9.0)
-    assert paper._to_best_row("nb201/cifar10", swapped, tiny())["verdict"] == "not reached"
+    assert ">3" in paper._to_best_row("nb201/cifar10", result, tiny())["ours"]
 
 
-def fig3_piece(mse: dict[int, float]) -> dict:
+def test_queries_to_best_verdict_needs_a_significant_difference():
+    fast, slow = [[1, 9, 9]] * 10, [[1, 1, 9]] * 5 + [[1, 1, 1]] * 5
+    ahead = paper.queries_to_best(fake_group({"deltanas": fast, "random_search": slow}), 9.0)
+    assert paper._to_best_row("nb201/cifar10", ahead, tiny())["verdict"] == "reproduced"
+    behind = paper.queries_to_best(fake_group({"deltanas": slow, "random_search": fast}), 9.0)
+    assert paper._to_best_row("nb201/cifar10", behind, tiny())["verdict"] == "not reached"
+    few = paper.queries_to_best(fake_group({"deltanas": fast[:2], "random_search": slow[:2]}), 9.0)
+    assert paper._to_best_row("nb201/cifar10", few, tiny())["verdict"] == "not reached"  # 2 vs 2: no evidence
+
+
+def fig3_piece(mse: dict[int, float], zero: dict[int, float]) -> dict:
     return {"identity": {"task": "nb201/cifar10"},
-            "by_distance": {str(d): {"delta_mse": v, "absolute_mse": v, "zero_mse": v} for d, v in mse.items()}}
+            "by_distance": {str(d): {"delta_mse": v, "absolute_mse": v, "zero_mse": zero[d]} for d, v in mse.items()}}
+
+
+SPREADING = {1: 100.0, 2: 160.0, 3: 200.0}  # true differences spread more with distance (as on NB201)
 
 
 @pytest.mark.parametrize("mse, verdict", [
-    ({1: 10.0, 2: 30.0, 3: 32.0}, "reproduced"),  # sharp rise, then flat
-    ({1: 10.0, 2: 11.0, 3: 12.0}, "partial"),  # flat throughout: no rise
-    ({1: 10.0, 2: 11.0, 3: 40.0}, "not reached"),  # no rise at 2, no plateau after
+    ({1: 10.0, 2: 32.0, 3: 40.0}, "reproduced"),  # relative loss 0.1 -> 0.2 -> 0.2: sharp rise, then flat
+    ({1: 10.0, 2: 16.0, 3: 20.0}, "partial"),  # relative loss flat throughout: no rise
+    ({1: 10.0, 2: 16.0, 3: 80.0}, "not reached"),  # no rise at 2, no plateau after
+    (SPREADING, "partial"),  # predicting 0 itself: no rise relative to itself
 ])
-def test_fig3_verdict_follows_the_configured_thresholds(mse, verdict):
-    rows = paper._fig3_rows([fig3_piece(mse)], tiny())
+def test_fig3_verdict_is_judged_relative_to_predicting_zero(mse, verdict):
+    rows = paper._fig3_rows([fig3_piece(mse, SPREADING)], tiny())
     assert [r["verdict"] for r in rows] == [verdict]
+
+
+def test_the_table_delta_predictor_uses_the_searchs_model():
+    from algorithms.deltanas import DeltaModelSpec
+
+    config = paper.algorithms.read_config_file("deltanas")
+    assert DeltaModelSpec.from_config(config["delta_predictor"]) == DeltaModelSpec.from_config(config["deltanas"])
 
 
 def test_fig4_verdict_needs_every_baseline_beaten():

@@ -408,9 +408,9 @@ def test_quick_pipeline_end_to_end_tiny_and_resumed(data_root, tmp_path, monkeyp
     assert len(headline.rows) == 3 and all(r.verdict in VERDICTS for r in headline.rows)
     assert all((tmp_path / f).is_file() for f in headline.figures) and len(headline.figures) == 6
     assert len(list((tmp_path / "runs" / "regions").glob("*/region.json"))) == 4
-    info = json.loads((tmp_path / "runs" / "run_info.json").read_text())
+    info = json.loads((tmp_path / "run_info.json").read_text())
     assert (info["regions_trained"], info["regions_reused"], info["generations_restored"]) == (4, 0, 0)
     again = Headline.read(paper.run("quick", tmp_path))
     assert [r.ours for r in again.rows[:2]] == [r.ours for r in headline.rows[:2]]
-    info = json.loads((tmp_path / "runs" / "run_info.json").read_text())
+    info = json.loads((tmp_path / "run_info.json").read_text())
     assert (info["regions_trained"], info["regions_reused"], info["generations_restored"]) == (0, 2, 1)

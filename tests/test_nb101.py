@@ -410,3 +410,20 @@ def test_official_tfrecord_is_preferred_and_read(data_root, enumeration, tmp_pat
                   [Record("0" * 32, 108, first.matrix, first.ops, first.metrics)])
     with pytest.raises(DataError, match="record 0"):
         NB101Benchmark.load(bad)
+
+
+def test_neighbour_order_does_not_depend_on_what_was_cached_before():
+    """Regression: a cache keyed by id returned the neighbour order of whichever isomorphic matrix came
+    first, so a mutation drawn with the same generator depended on earlier calls in the process."""
+    from benchmarks.nb101 import NB101Arch, NB101Space
+
+    # the same cell (one id) written with its two inner vertices swapped
+    a = NB101Arch(((0, 1, 1, 0), (0, 0, 0, 1), (0, 0, 0, 1), (0, 0, 0, 0)),
+                  ("input", "conv3x3-bn-relu", "maxpool3x3", "output"))
+    b = NB101Arch(((0, 1, 1, 0), (0, 0, 0, 1), (0, 0, 0, 1), (0, 0, 0, 0)),
+                  ("input", "maxpool3x3", "conv3x3-bn-relu", "output"))
+    assert a.id == b.id
+    fresh = [NB101Space().neighbours(b) for _ in range(2)]
+    warmed = NB101Space()
+    warmed.neighbours(a)
+    assert [n.id for n in warmed.neighbours(b)] == [n.id for n in fresh[0]] == [n.id for n in fresh[1]]
