@@ -516,6 +516,10 @@ def _table_summary(pieces: list[dict]) -> list[dict]:
             for (t, name, size), ps in sorted(cells.items())]
 
 
+def _tau_or_worst(tau: float) -> float:
+    return -1.0 if math.isnan(tau) else tau
+
+
 def _table_rows(pieces: list[dict], settings: Settings) -> list[dict]:
     """Per task: at each training size, does the Delta formulation out-rank the best absolute predictor on
     every seed (same split, so a paired comparison)? Reproduced = yes at every size up to
@@ -526,8 +530,9 @@ def _table_rows(pieces: list[dict], settings: Settings) -> list[dict]:
         parts, wins = [], {}
         for size in settings.table_sizes:
             at = {s["predictor"]: s for s in summary if s["task"] == task and s["size"] == size}
-            best_name = max((n for n in at if n != "delta_predictor"), key=lambda n: at[n]["kendall_tau"])
-            tau = {(p["identity"]["predictor"], p["identity"]["seed"]): p["kendall_tau"] for p in pieces
+            # a constant prediction (e.g. trees on 10 cells) has no tau (NaN): it ranks nothing, so it counts as -1
+            best_name = max((n for n in at if n != "delta_predictor"), key=lambda n: _tau_or_worst(at[n]["kendall_tau"]))
+            tau = {(p["identity"]["predictor"], p["identity"]["seed"]): _tau_or_worst(p["kendall_tau"]) for p in pieces
                    if p["identity"]["task"] == task and p["identity"]["size"] == size}
             seeds = sorted({seed for _, seed in tau})
             wins[size] = all(tau[("delta_predictor", seed)] > max(t for (n, sd), t in tau.items()
