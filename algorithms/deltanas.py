@@ -138,7 +138,8 @@ class DeltaModelSpec:
     @classmethod
     def from_config(cls, section: dict) -> "DeltaModelSpec":
         """The model settings of a ``[deltanas]`` config section (the ``model`` and ``mlp_*``/``ridge_*`` keys)."""
-        return cls(section["model"], *(section[f"mlp_{key}"] for key in _MLP_KEYS), section["ridge_alpha"])
+        return cls(kind=section["model"], ridge_alpha=section["ridge_alpha"],
+                   **{f"mlp_{key}": section[f"mlp_{key}"] for key in _MLP_KEYS})
 
     def build(self, rng: np.random.Generator) -> Any:
         """A fresh regressor with ``fit(x, y)`` / ``predict(x)``; its seeds come from ``rng`` (never from
@@ -152,7 +153,7 @@ class DeltaModelSpec:
             weight_decay=self.mlp_weight_decay, loss=self.mlp_loss, lr_schedule="constant")
 
 
-#: the ``mlp_<key>`` settings of the Delta-predictor, in DeltaModelSpec's field order
+#: the ``mlp_<key>`` settings of the Delta-predictor
 _MLP_KEYS = ("n_layers", "width", "ensemble_size", "epochs", "batch_size", "learning_rate", "weight_decay", "loss")
 
 
@@ -221,9 +222,11 @@ class AnchoredDeltaPredictor(Predictor):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"delta_predictor: {key} must be a positive integer, got {value!r}")
         self.pair_neighbours, self.anchors = pair_neighbours, anchors
-        self.delta = DeltaPredictor(DeltaModelSpec(model, mlp_n_layers, mlp_width, mlp_ensemble_size, mlp_epochs,
-                                                   mlp_batch_size, mlp_learning_rate, mlp_weight_decay, mlp_loss,
-                                                   ridge_alpha), antisymmetric, with_anchor)
+        spec = DeltaModelSpec(kind=model, mlp_n_layers=mlp_n_layers, mlp_width=mlp_width,
+                              mlp_ensemble_size=mlp_ensemble_size, mlp_epochs=mlp_epochs, mlp_batch_size=mlp_batch_size,
+                              mlp_learning_rate=mlp_learning_rate, mlp_weight_decay=mlp_weight_decay,
+                              mlp_loss=mlp_loss, ridge_alpha=ridge_alpha)
+        self.delta = DeltaPredictor(spec, antisymmetric, with_anchor)
         self._train_x: np.ndarray | None = None
         self._train_y: np.ndarray | None = None
 
@@ -320,8 +323,10 @@ class DeltaNAS(PoolMixin, QueryOptimizer):
                 raise ConfigError(f"deltanas: {key} must be true or false, got {flag!r}")
         encoding = _pick_encoding(space, encoding)
         self._init_pool(pool)
-        self.model_spec = DeltaModelSpec(model, mlp_n_layers, mlp_width, mlp_ensemble_size, mlp_epochs,
-                                         mlp_batch_size, mlp_learning_rate, mlp_weight_decay, mlp_loss, ridge_alpha)
+        self.model_spec = DeltaModelSpec(
+            kind=model, mlp_n_layers=mlp_n_layers, mlp_width=mlp_width, mlp_ensemble_size=mlp_ensemble_size,
+            mlp_epochs=mlp_epochs, mlp_batch_size=mlp_batch_size, mlp_learning_rate=mlp_learning_rate,
+            mlp_weight_decay=mlp_weight_decay, mlp_loss=mlp_loss, ridge_alpha=ridge_alpha)
         self.encoding = encoding
         self.num_init = num_init
         self.sample_size = sample_size
