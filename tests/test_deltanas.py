@@ -14,7 +14,7 @@ from algorithms.deltanas import (DeltaModelSpec, DeltaNAS, DeltaPredictor, DoADa
                                  doa_encode)
 from benchmarks.base import Budget, Oracle, OracleTask
 from benchmarks.nb201 import NB201Space
-from fixtures.toy_space import ToyBenchmark
+from fixtures.toy_space import ToyBenchmark, run_steps
 from nasrepro.errors import ConfigError, DataError
 
 
@@ -29,15 +29,6 @@ SMALL_MODEL = {"mlp_n_layers": 1, "mlp_width": 16, "mlp_ensemble_size": 2, "mlp_
 
 def make(space, seed: int, pool=None, **overrides) -> DeltaNAS:
     return DeltaNAS(space, np.random.default_rng(seed), pool, **{**config(), **overrides})
-
-
-def run(optimizer, oracle: Oracle, steps) -> list[tuple[str, float]]:
-    trajectory = []
-    for n in steps:
-        observations = [oracle.evaluate(a) for a in optimizer.ask(n)]
-        optimizer.tell(observations)
-        trajectory += [(o.arch.id, o.valid) for o in observations]
-    return trajectory
 
 
 def toy_oracle(benchmark=None, queries: int = 10_000) -> Oracle:
@@ -137,21 +128,21 @@ def test_loss_vs_distance_reports_every_distance_and_refuses_impossible_ones():
 def test_same_seed_same_trajectory_and_the_predictor_takes_over():
     space = ToyBenchmark().space
     first, again, other = (make(space, seed, **SMALL_MODEL) for seed in (3, 3, 4))
-    trajectory = run(first, toy_oracle(), STEPS)
-    assert trajectory == run(again, toy_oracle(), STEPS)
-    assert trajectory != run(other, toy_oracle(), STEPS)
+    trajectory = run_steps(first, toy_oracle(), STEPS)
+    assert trajectory == run_steps(again, toy_oracle(), STEPS)
+    assert trajectory != run_steps(other, toy_oracle(), STEPS)
     assert first.predictor is not None and len(first.dataset) >= config()["min_train_pairs"]
 
 
 def test_resume_from_state_dict_is_bit_identical():
     space = ToyBenchmark().space
     optimizer = make(space, 2, **SMALL_MODEL)
-    run(optimizer, toy_oracle(), STEPS[:25])
+    run_steps(optimizer, toy_oracle(), STEPS[:25])
     state = pickle.loads(pickle.dumps(optimizer.state_dict()))
-    rest = run(optimizer, toy_oracle(), STEPS[25:])
+    rest = run_steps(optimizer, toy_oracle(), STEPS[25:])
     resumed = make(space, 999, **SMALL_MODEL)
     resumed.load_state_dict(state)
-    assert run(resumed, toy_oracle(), STEPS[25:]) == rest
+    assert run_steps(resumed, toy_oracle(), STEPS[25:]) == rest
 
 
 def test_pool_is_respected_and_unasked_neighbours_come_first():
@@ -160,7 +151,7 @@ def test_pool_is_respected_and_unasked_neighbours_come_first():
     pool = [archs[int(i)] for i in np.random.default_rng(6).choice(len(archs), size=40, replace=False)]
     pool_ids = {a.id for a in pool}
     optimizer = make(benchmark.space, 7, pool=pool, min_train_pairs=4, **SMALL_MODEL)
-    trajectory = run(optimizer, toy_oracle(benchmark), [1] * 30)
+    trajectory = run_steps(optimizer, toy_oracle(benchmark), [1] * 30)
     assert {arch_id for arch_id, _ in trajectory} <= pool_ids
     evolved = [arch_id for arch_id, _ in trajectory[config()["num_init"]:]]
     assert len(set(evolved)) == len(evolved), "an architecture was asked twice while unasked ones remained"
@@ -169,7 +160,7 @@ def test_pool_is_respected_and_unasked_neighbours_come_first():
 def test_rounds_evaluate_the_best_predicted_neighbours():
     benchmark = ToyBenchmark()
     optimizer = make(benchmark.space, 1, min_train_pairs=4, parents_per_round=1, queries_per_round=3, **SMALL_MODEL)
-    run(optimizer, toy_oracle(benchmark), [1] * 25)
+    run_steps(optimizer, toy_oracle(benchmark), [1] * 25)
     state = optimizer.rng.bit_generator.state
     chosen = optimizer._round()
     optimizer.rng.bit_generator.state = state  # replay the round's tournament to find its parent

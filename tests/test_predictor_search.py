@@ -12,7 +12,7 @@ import algorithms
 from algorithms.predictor_search import (ACQUISITIONS, CANDIDATE_STRATEGIES, PredictorGuidedSearch,
                                          acquisition_scores, pick_predictor)
 from benchmarks.base import Budget, Oracle, OracleTask
-from fixtures.toy_space import ToyBenchmark, ToySpace
+from fixtures.toy_space import ToyBenchmark, ToySpace, run_steps
 from nasrepro.errors import ConfigError
 
 SECTIONS = ("bananas", "npenas", "neural_predictor")
@@ -37,15 +37,6 @@ def make(space, seed: int, pool=None, name: str = "bananas", **changes) -> Predi
     return PredictorGuidedSearch(space, np.random.default_rng(seed), pool, **section(name, **changes))
 
 
-def run(optimizer, oracle, steps) -> list[tuple[str, float]]:
-    trajectory = []
-    for n in steps:
-        observations = [oracle.evaluate(a) for a in optimizer.ask(n)]
-        optimizer.tell(observations)
-        trajectory += [(o.arch.id, o.valid) for o in observations]
-    return trajectory
-
-
 SMALL_STEPS = [1] * 30 + [4, 1, 3]
 
 
@@ -55,7 +46,7 @@ def test_every_strategy_and_acquisition_runs_without_repeats(candidates, acquisi
     benchmark, oracle = toy_setting()
     optimizer = make(benchmark.space, 0, candidates=candidates, acquisition=acquisition, subset_size=40,
                      queries_per_iteration=4, refit_every=4)
-    trajectory = run(optimizer, oracle, SMALL_STEPS)
+    trajectory = run_steps(optimizer, oracle, SMALL_STEPS)
     ids = [arch_id for arch_id, _ in trajectory]
     assert len(ids) == sum(SMALL_STEPS) and len(set(ids)) == len(ids), "an architecture was asked twice"
     assert optimizer.iterations, "no predictor-guided iteration ran"
@@ -72,7 +63,7 @@ def test_candidate_sets_follow_their_definition():
     for candidates in CANDIDATE_STRATEGIES:
         optimizer = make(space, 1, candidates=candidates, subset_size=30, num_candidates=50, max_edits=2,
                          num_parents=2)
-        run(optimizer, oracle, [1] * 10)
+        run_steps(optimizer, oracle, [1] * 10)
         chosen = optimizer.candidate_set()
         ids = [a.id for a in chosen]
         assert len(set(ids)) == len(ids) and not set(ids) & optimizer._asked_ids
@@ -97,7 +88,7 @@ def test_candidate_sets_follow_their_definition():
 def test_greedy_full_pool_evaluates_the_predicted_best():
     benchmark, oracle = toy_setting()
     optimizer = make(benchmark.space, 2, candidates="full", acquisition="mean", queries_per_iteration=5)
-    run(optimizer, oracle, [1] * 10)
+    run_steps(optimizer, oracle, [1] * 10)
     unasked = optimizer.candidate_set()
     chosen = optimizer.ask(1)  # fits the predictor and queues the 5 best
     predicted = optimizer._predictor.predict(unasked)
@@ -126,7 +117,7 @@ def test_pool_is_respected_and_not_repeated_until_exhausted():
     for candidates in CANDIDATE_STRATEGIES:
         optimizer = make(benchmark.space, 4, pool=pool, candidates=candidates, subset_size=10,
                          queries_per_iteration=3, refit_every=3)
-        ids = [arch_id for arch_id, _ in run(optimizer, oracle, [1] * 30 + [3, 2])]
+        ids = [arch_id for arch_id, _ in run_steps(optimizer, oracle, [1] * 30 + [3, 2])]
         assert set(ids) <= pool_ids, f"{candidates}: asked outside the pool"
         assert len(set(ids[:20])) == 20, f"{candidates}: repeated an architecture while the pool had unasked ones"
 
@@ -138,19 +129,19 @@ def test_resume_from_state_dict_is_bit_identical():
     for changes in ({"acquisition": "its"}, {"candidates": "evolution", "refit_every": 9,
                                              "queries_per_iteration": 3}):
         optimizer = make(benchmark.space, 5, **changes)
-        run(optimizer, oracle, steps[:20])
+        run_steps(optimizer, oracle, steps[:20])
         state = pickle.loads(pickle.dumps(optimizer.state_dict()))
-        rest = run(optimizer, oracle, steps[20:])
+        rest = run_steps(optimizer, oracle, steps[20:])
         resumed = make(benchmark.space, 999, **changes)
         resumed.load_state_dict(state)
-        assert run(resumed, oracle, steps[20:]) == rest
+        assert run_steps(resumed, oracle, steps[20:]) == rest
         assert resumed.incumbent == optimizer.incumbent
 
 
 def test_state_dict_does_not_hold_the_space():
     benchmark, oracle = toy_setting()
     optimizer = make(benchmark.space, 6, candidates="full")
-    run(optimizer, oracle, [1] * 15)
+    run_steps(optimizer, oracle, [1] * 15)
     state = optimizer.state_dict()
     assert "space" not in state and "_listed" not in state
     assert isinstance(state["_predictor"], bytes) and b"ToySpace" not in state["_predictor"]
@@ -158,16 +149,16 @@ def test_state_dict_does_not_hold_the_space():
 
 def test_same_seed_same_trajectory_other_seed_differs():
     benchmark, oracle = toy_setting()
-    first = run(make(benchmark.space, 7), oracle, SMALL_STEPS)
-    again = run(make(benchmark.space, 7), oracle, SMALL_STEPS)
-    other = run(make(benchmark.space, 8), oracle, SMALL_STEPS)
+    first = run_steps(make(benchmark.space, 7), oracle, SMALL_STEPS)
+    again = run_steps(make(benchmark.space, 7), oracle, SMALL_STEPS)
+    other = run_steps(make(benchmark.space, 8), oracle, SMALL_STEPS)
     assert first == again and first != other
 
 
 def test_a_small_space_can_be_exhausted():
     benchmark, oracle = toy_setting(length=2)  # 9 architectures
     optimizer = make(benchmark.space, 9, num_init=3, queries_per_iteration=2, refit_every=2)
-    ids = [arch_id for arch_id, _ in run(optimizer, oracle, [1] * 9 + [4, 1])]
+    ids = [arch_id for arch_id, _ in run_steps(optimizer, oracle, [1] * 9 + [4, 1])]
     assert len(set(ids[:9])) == 9 and len(ids) == 14
 
 
@@ -226,7 +217,7 @@ def test_registered_sections_on_nb201(name, nb201, one_torch_thread):
     expected = "mlp_ensemble" if name == "bananas" else "gcn"
     assert optimizer.predictor_name == expected
     oracle = Oracle(nb201, OracleTask("cifar10"), Budget(max_queries=30))
-    ids = [arch_id for arch_id, _ in run(optimizer, oracle, [1] * 30)]
+    ids = [arch_id for arch_id, _ in run_steps(optimizer, oracle, [1] * 30)]
     assert len(set(ids)) == 30
     assert len(optimizer.iterations) == 2
 
@@ -240,7 +231,7 @@ def test_nb201_pool_is_respected(nb201, one_torch_thread):
         optimizer = PredictorGuidedSearch(nb201.space, np.random.default_rng(1), pool,
                                           **section("npenas", candidates=candidates))
         oracle = Oracle(nb201, OracleTask("cifar10"), Budget(max_queries=25))
-        ids = [arch_id for arch_id, _ in run(optimizer, oracle, [1] * 25)]
+        ids = [arch_id for arch_id, _ in run_steps(optimizer, oracle, [1] * 25)]
         assert set(ids) <= pool_ids and len(set(ids)) == 25
 
 
@@ -265,5 +256,5 @@ def test_runs_do_not_depend_on_the_order_neighbours_are_listed_in():
             oracle = Oracle(benchmark, OracleTask("toy"), Budget(max_queries=100))
             optimizer = make(space, 11, pool=pool, candidates=candidates, max_edits=2, queries_per_iteration=3,
                              refit_every=3)
-            trajectories.append(run(optimizer, oracle, [1] * 25))
+            trajectories.append(run_steps(optimizer, oracle, [1] * 25))
         assert trajectories[0] == trajectories[1], candidates
