@@ -41,8 +41,6 @@ from reproduce.report import Headline, HeadlineRow
 TITLE = "FaDE: DARTS ranks on finite regions of hierarchical spaces + pseudo-gradient evolution (IDA 2024)"
 PAPER_RANK_CORRELATION = 0.8  # third-party summary of the paper, CIFAR-10
 IMAGES = {"quick": "cifar10-subset", "full": "cifar10"}
-#: a mean within-region Spearman at least this high (and significantly > 0) counts as reproducing ~0.8
-REPRODUCED_RHO = 0.7
 
 
 def run(scale: str, out: Path) -> Path:
@@ -73,7 +71,7 @@ def run(scale: str, out: Path) -> Path:
             evolution = _evolution_experiment(settings, benchmark, out, pool, device)
         cost = _cost_experiment(settings, device)
         info.update({"correlation": correlation, "evolution": evolution, "cost": cost})
-        rows += [_correlation_row(correlation, scale), _evolution_row(evolution, scale), _cost_row(cost)]
+        rows += [_correlation_row(correlation, settings), _evolution_row(evolution, scale), _cost_row(cost)]
         figures += _correlation_figure(correlation, out / "figures")
         figures += _evolution_figure(evolution, out / "figures")
         figures += _cost_figure(cost, out / "figures")
@@ -122,7 +120,7 @@ class Settings:
 
     def _parse(self, config: dict, scale: str) -> None:
         section = f"scale_{scale}"
-        for name in ("region_supernet", "regions", "evolution", "bayesian_optimisation", section):
+        for name in ("region_supernet", "regions", "evolution", "bayesian_optimisation", "verdicts", section):
             if name not in config:
                 raise ConfigError(f"fade.toml has no [{name}] section")
         scale_cfg = dict(config[section])
@@ -163,6 +161,12 @@ class Settings:
         if set(self.bo) != {"n_init", "n_candidates", "xi"}:
             raise ConfigError(f"fade.toml [bayesian_optimisation]: expected n_init, n_candidates, xi; "
                               f"got {sorted(self.bo)}")
+        verdicts = dict(config["verdicts"])
+        if set(verdicts) != {"reproduced_rho", "significance"}:
+            raise ConfigError(f"fade.toml [verdicts]: expected reproduced_rho, significance; got {sorted(verdicts)}")
+        self.reproduced_rho, self.significance = float(verdicts["reproduced_rho"]), float(verdicts["significance"])
+        if not 0 < self.significance < 1:
+            raise ConfigError(f"fade.toml [verdicts]: significance must lie in (0, 1), got {self.significance}")
         self.correlation_regions = int(scale_cfg["correlation_regions"])
         self.correlation_seed = int(scale_cfg["correlation_seed"])
         self.evolution_seeds = [int(s) for s in scale_cfg["evolution_seeds"]]
@@ -283,10 +287,11 @@ def _finite(x: float) -> float | None:
     return None if x is None or not np.isfinite(x) else float(x)
 
 
-def _correlation_row(c: dict, scale: str) -> dict:
+def _correlation_row(c: dict, settings: "Settings") -> dict:
     rho, p = c["spearman_mean"], c["p_value_rho_gt_0"]
-    significant = p < 0.05
-    verdict = "reproduced" if rho >= REPRODUCED_RHO and significant else "partial" if significant and rho > 0 \
+    significance, reproduced_rho, scale = settings.significance, settings.reproduced_rho, settings.scale
+    significant = p < significance
+    verdict = "reproduced" if rho >= reproduced_rho and significant else "partial" if significant and rho > 0 \
         else "not reached"
     return {"claim": _CLAIMS[0][0], "paper": _CLAIMS[0][1],
             "ours": f"Spearman {rho:.2f}±{c['spearman_std']:.2f}, "
@@ -297,7 +302,7 @@ def _correlation_row(c: dict, scale: str) -> dict:
                     f"same members at Spearman {c['params_spearman_mean']:.2f}; the top-scored member beats "
                     f"{100 * c['top_member_valid_percentile_mean']:.0f} % of its region on average; {scale} scale "
                     f"({c['seconds_per_region']:.0f} s per region supernet); verdict rule: reproduced = mean rho >= "
-                    f"{REPRODUCED_RHO} and p < 0.05, partial = p < 0.05 only"}
+                    f"{reproduced_rho} and p < {significance}, partial = p < {significance} only"}
 
 
 def _correlation_figure(c: dict, folder: Path) -> list[Path]:
