@@ -459,7 +459,7 @@ def _fig3_rows(pieces: list[dict], settings: Settings) -> list[dict]:
                      "(held-out MSE, %^2)",
             "paper": "sharp rise after 1 edit, then a plateau (qualitative; Fig. 3)",
             "ours": (" / ".join(f"d{d} {mse[d]:.1f}" for d in settings.fig3_distances)
-                     + f"; relative to predicting 0: " + " / ".join(f"{ratio[d]:.2f}" for d in settings.fig3_distances)
+                     + "; relative to predicting 0: " + " / ".join(f"{ratio[d]:.2f}" for d in settings.fig3_distances)
                      + f"; rise d{d1}/d{d0} = {rise:.2f}x, spread beyond = {plateau:.2f}x"),
             "seeds": len(mine), "verdict": verdict,
             "note": (f"judged on MSE / MSE of predicting 0: rise >= {settings.fig3_sharp_rise}x, spread <= "
