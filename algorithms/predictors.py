@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -142,19 +143,39 @@ _LOSSES = {"mae": torch.nn.functional.l1_loss, "mse": torch.nn.functional.mse_lo
 _SCHEDULES = ("cosine", "constant")
 
 
-def _train(model: torch.nn.Module, inputs: Sequence[torch.Tensor], z: torch.Tensor, *, epochs: int,
-           batch_size: int, lr: float, weight_decay: float, loss: str, lr_schedule: str,
+@dataclass(frozen=True)
+class TrainSettings:
+    """How a torch predictor is fitted; :meth:`checked` validates the config values once, at construction."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    loss: str
+    lr_schedule: str
+
+    @classmethod
+    def checked(cls, owner: str, *, epochs: Any, batch_size: Any, lr: Any, weight_decay: Any, loss: Any,
+                lr_schedule: Any) -> "TrainSettings":
+        return cls(_positive_int(owner, "epochs", epochs), _positive_int(owner, "batch_size", batch_size),
+                   _positive_float(owner, "lr", lr),
+                   _positive_float(owner, "weight_decay", weight_decay, allow_zero=True),
+                   _choice(owner, "loss", loss, tuple(_LOSSES)), _choice(owner, "lr_schedule", lr_schedule, _SCHEDULES))
+
+
+def _train(model: torch.nn.Module, inputs: Sequence[torch.Tensor], z: torch.Tensor, settings: TrainSettings,
            generator: torch.Generator | Sequence[torch.Generator]) -> None:
     """Adam (cosine-annealed to 0 or constant learning rate) on mini-batches shuffled by ``generator``.
 
     With a list of generators the model is a stack of members (:class:`_StackedMLPs`): each member gets
     its own batch order, and the loss is the sum of the members' losses (so gradients stay separate)."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    epochs, batch_size = settings.epochs, settings.batch_size
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     n = len(z)
     steps_per_epoch = math.ceil(n / batch_size)
     schedule = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch)
-                if lr_schedule == "cosine" else None)
-    loss_fn = _LOSSES[loss]
+                if settings.lr_schedule == "cosine" else None)
+    loss_fn = _LOSSES[settings.loss]
     stacked = not isinstance(generator, torch.Generator)
     model.train()
     for _ in range(epochs):
@@ -219,12 +240,8 @@ class EnsembleRegressor:
         self.ensemble_size = _positive_int(owner, "ensemble_size", ensemble_size)
         self.n_layers = _positive_int(owner, "n_layers", n_layers)
         self.width = _positive_int(owner, "width", width)
-        self.epochs = _positive_int(owner, "epochs", epochs)
-        self.batch_size = _positive_int(owner, "batch_size", batch_size)
-        self.lr = _positive_float(owner, "lr", lr)
-        self.weight_decay = _positive_float(owner, "weight_decay", weight_decay, allow_zero=True)
-        self.loss = _choice(owner, "loss", loss, tuple(_LOSSES))
-        self.lr_schedule = _choice(owner, "lr_schedule", lr_schedule, _SCHEDULES)
+        self.training = TrainSettings.checked(owner, epochs=epochs, batch_size=batch_size, lr=lr,
+                                              weight_decay=weight_decay, loss=loss, lr_schedule=lr_schedule)
         self.owner = owner
         self._targets: _Standardiser | None = None
         self._model: _StackedMLPs | None = None
@@ -237,9 +254,7 @@ class EnsembleRegressor:
         generators = [torch.Generator().manual_seed(int(self.rng.integers(2**63 - 1)))
                       for _ in range(self.ensemble_size)]
         self._model = _StackedMLPs(features.shape[1], self.width, self.n_layers, generators)
-        _train(self._model, [features], z, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
-               weight_decay=self.weight_decay, loss=self.loss, lr_schedule=self.lr_schedule,
-               generator=generators)
+        _train(self._model, [features], z, self.training, generator=generators)
         return self
 
     def member_predictions(self, x: np.ndarray) -> np.ndarray:
@@ -414,12 +429,8 @@ class GCNPredictor(_FittedPredictor):
         self.gcn_width = _positive_int(owner, "gcn_width", gcn_width)
         self.gcn_layers = _positive_int(owner, "gcn_layers", gcn_layers)
         self.head_width = _positive_int(owner, "head_width", head_width)
-        self.epochs = _positive_int(owner, "epochs", epochs)
-        self.batch_size = _positive_int(owner, "batch_size", batch_size)
-        self.lr = _positive_float(owner, "lr", lr)
-        self.weight_decay = _positive_float(owner, "weight_decay", weight_decay, allow_zero=True)
-        self.loss = _choice(owner, "loss", loss, tuple(_LOSSES))
-        self.lr_schedule = _choice(owner, "lr_schedule", lr_schedule, _SCHEDULES)
+        self.training = TrainSettings.checked(owner, epochs=epochs, batch_size=batch_size, lr=lr,
+                                              weight_decay=weight_decay, loss=loss, lr_schedule=lr_schedule)
         self._model: _DirectedGCN | None = None
 
     def _tensors(self, archs: Sequence[Any]) -> list[torch.Tensor]:
@@ -436,9 +447,7 @@ class GCNPredictor(_FittedPredictor):
         self._model = _DirectedGCN(len(self.node_ops), self.gcn_width, self.gcn_layers, self.head_width,
                                    generator)
         z = torch.from_numpy(self._targets.forward(y).astype(np.float32))
-        _train(self._model, self._tensors(archs), z, epochs=self.epochs, batch_size=self.batch_size,
-               lr=self.lr, weight_decay=self.weight_decay, loss=self.loss, lr_schedule=self.lr_schedule,
-                   generator=generator)
+        _train(self._model, self._tensors(archs), z, self.training, generator=generator)
         return self
 
     def predict(self, archs: Sequence[Any]) -> np.ndarray:

@@ -20,6 +20,7 @@ import numpy as np
 from scipy import stats
 
 from nasrepro.errors import ConfigError, DataError
+from reproduce import figures
 
 DEFAULT_BUDGET_GRID = (10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
 CONFIDENCE = 0.95
@@ -279,10 +280,7 @@ def mean_band(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def plot(groups: Sequence[Group], path: Path) -> list[Path]:
     """Regret vs queries and vs simulated time, one row per benchmark/dataset; writes PNG and PDF."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = figures.pyplot()
 
     fig, axes = plt.subplots(len(groups), 2, figsize=(11, 4 * len(groups)), squeeze=False)
     for (ax_q, ax_t), group in zip(axes, groups):
@@ -309,15 +307,7 @@ def plot(groups: Sequence[Group], path: Path) -> list[Path]:
         ax_q.legend(fontsize="small")
     fig.suptitle(f"mean regret with {CONFIDENCE:.0%} t-interval over seeds")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    written = []
-    for suffix in (".png", ".pdf"):
-        target = path.with_suffix(suffix)
-        fig.savefig(target, dpi=150)
-        written.append(target)
-    plt.close(fig)
-    return written
+    return figures.save(fig, path)
 
 
 def _time_curves_or_none(group: Group, runs: list[LoadedRun]) -> tuple[Any, Any]:

@@ -42,7 +42,7 @@ import algorithms
 import benchmarks
 from nasrepro.errors import ConfigError
 from nasrepro.io import atomic_write_json, atomic_write_text
-from reproduce import compare
+from reproduce import compare, figures
 from reproduce.executors import default_workers, make_executor
 from reproduce.papers import runs_dir
 from reproduce.report import SCALES, Headline, HeadlineRow
@@ -558,24 +558,8 @@ def _table_rows(pieces: list[dict], settings: Settings) -> list[dict]:
 # --------------------------------------------------------------------------------------------------
 # Figures
 # --------------------------------------------------------------------------------------------------
-def _pyplot():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def _save(fig: Any, stem: Path) -> list[Path]:
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
-    for path in paths:
-        fig.savefig(path, dpi=150)
-    _pyplot().close(fig)
-    return paths
-
-
 def _fig3_figure(pieces: list[dict], settings: Settings, stem: Path) -> list[Path]:
-    plt = _pyplot()
+    plt = figures.pyplot()
     tasks = settings.fig3_tasks
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 3.6), squeeze=False)
     for ax, task in zip(axes[0], tasks):
@@ -594,11 +578,11 @@ def _fig3_figure(pieces: list[dict], settings: Settings, stem: Path) -> list[Pat
     axes[0][0].set_ylabel("held-out MSE of Δ valid acc. (%²)")
     axes[0][0].legend(fontsize=8)
     fig.tight_layout()
-    return _save(fig, stem)
+    return figures.save(fig, stem)
 
 
 def _fig4_figure(groups: dict, settings: Settings, stem: Path) -> list[Path]:
-    plt = _pyplot()
+    plt = figures.pyplot()
     fig, axes = plt.subplots(1, len(groups), figsize=(4.5 * len(groups), 3.8), squeeze=False)
     for ax, (task, group) in zip(axes[0], groups.items()):
         for label, runs in group.runs.items():
@@ -617,11 +601,11 @@ def _fig4_figure(groups: dict, settings: Settings, stem: Path) -> list[Path]:
     axes[0][0].legend(fontsize=8, loc="lower right")
     fig.suptitle("incumbent chosen by validation; mean and 95 % t-interval over seeds", fontsize=9)
     fig.tight_layout()
-    return _save(fig, stem)
+    return figures.save(fig, stem)
 
 
 def _fig5_figure(gains: list[dict], stem: Path) -> list[Path]:
-    plt = _pyplot()
+    plt = figures.pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.6))
     x = [math.log10(g["space_size"]) for g in gains]
     y = [g["gain_mean"] for g in gains]
@@ -635,11 +619,11 @@ def _fig5_figure(gains: list[dict], stem: Path) -> list[Path]:
     ax.set_title("gain over regularized evolution (95 % Welch CI)", fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    return _save(fig, stem)
+    return figures.save(fig, stem)
 
 
 def _table_figure(pieces: list[dict], settings: Settings, stem: Path) -> list[Path]:
-    plt = _pyplot()
+    plt = figures.pyplot()
     summary = _table_summary(pieces)
     fig, axes = plt.subplots(1, len(settings.table_tasks), figsize=(4.5 * len(settings.table_tasks), 3.6),
                              squeeze=False)
@@ -656,7 +640,7 @@ def _table_figure(pieces: list[dict], settings: Settings, stem: Path) -> list[Pa
     axes[0][0].set_ylabel("Kendall tau on held-out architectures")
     axes[0][0].legend(fontsize=8)
     fig.tight_layout()
-    return _save(fig, stem)
+    return figures.save(fig, stem)
 
 
 # --------------------------------------------------------------------------------------------------

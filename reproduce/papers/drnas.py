@@ -27,6 +27,7 @@ import numpy as np
 from algorithms.nn.search import load_hparams
 from nasrepro.errors import ConfigError, DataError
 from nasrepro.io import atomic_write_json, atomic_write_text
+from reproduce import figures
 from reproduce.report import Headline, HeadlineRow
 
 TITLE = "DrNAS: Dirichlet Neural Architecture Search (ICLR 2021)"
@@ -210,9 +211,7 @@ def _nb201_row(claim: str, paper: str, paper_test: float, results: list[dict], s
 def _trajectory_figure(results: list[dict], folder: Path) -> list[Path]:
     """Per method (first seed): the range and mean of the sampled cells' NB201 test accuracy per epoch,
     and the accuracy of the argmax cell (DrNAS Figure: search trajectory)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = figures.pyplot()
 
     methods = [m for m in METHODS if any(r["job"]["method"] == m for r in results)]
     fig, axes = plt.subplots(1, len(methods), figsize=(4.2 * len(methods), 3.4), sharey=True, squeeze=False)
@@ -232,12 +231,7 @@ def _trajectory_figure(results: list[dict], folder: Path) -> list[Path]:
     axes[0][0].set_ylabel("NB201 test accuracy (%)")
     axes[0][0].legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = [folder / "drnas_nb201_trajectory.png", folder / "drnas_nb201_trajectory.pdf"]
-    for path in paths:
-        fig.savefig(path, dpi=150)
-    plt.close(fig)
-    return paths
+    return figures.save(fig, folder / "drnas_nb201_trajectory")
 
 
 def _markdown(headline: dict, run_info: dict) -> str:

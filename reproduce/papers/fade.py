@@ -36,6 +36,7 @@ from algorithms.fade import (SCORING_RULES, MultiCellSupernet, PseudoGradientEvo
 from benchmarks.multicell import MultiCellArch, MultiCellSpace
 from nasrepro.errors import ConfigError, DataError
 from nasrepro.io import atomic_write_json, atomic_write_text
+from reproduce import figures
 from reproduce.report import Headline, HeadlineRow
 
 TITLE = "FaDE: DARTS ranks on finite regions of hierarchical spaces + pseudo-gradient evolution (IDA 2024)"
@@ -306,9 +307,7 @@ def _correlation_row(c: dict, settings: "Settings") -> dict:
 
 
 def _correlation_figure(c: dict, folder: Path) -> list[Path]:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = figures.pyplot()
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.6))
     cmap = plt.get_cmap("tab20")
@@ -335,7 +334,7 @@ def _correlation_figure(c: dict, folder: Path) -> list[Path]:
     ax2.set_title(f"per-region rank correlation ({len(c['regions'])} regions)")
     ax2.legend(fontsize=8)
     fig.tight_layout()
-    return _save(fig, folder, "fade_region_correlation")
+    return figures.save(fig, folder / "fade_region_correlation")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -454,9 +453,7 @@ def _evolution_row(e: dict, scale: str) -> dict:
 
 
 def _evolution_figure(e: dict, folder: Path) -> list[Path]:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = figures.pyplot()
 
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for name, label in (("random", "random search"), ("bo", "GP-BO (EI)")):
@@ -474,7 +471,7 @@ def _evolution_figure(e: dict, folder: Path) -> list[Path]:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    return _save(fig, folder, "fade_search_curves")
+    return figures.save(fig, folder / "fade_search_curves")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -542,9 +539,7 @@ def _cost_row(c: dict) -> dict:
 
 
 def _cost_figure(c: dict, folder: Path) -> list[Path]:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = figures.pyplot()
 
     fig, ax = plt.subplots(figsize=(4.5, 3.2))
     s = [r["n_stages"] for r in c["rows"]]
@@ -554,23 +549,12 @@ def _cost_figure(c: dict, folder: Path) -> list[Path]:
     ax.set_xticks(s)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    return _save(fig, folder, "fade_cost_vs_depth")
+    return figures.save(fig, folder / "fade_cost_vs_depth")
 
 
 # --------------------------------------------------------------------------------------------------
 # Output
 # --------------------------------------------------------------------------------------------------
-def _save(fig, folder: Path, stem: str) -> list[Path]:
-    import matplotlib.pyplot as plt
-
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = [folder / f"{stem}.png", folder / f"{stem}.pdf"]
-    for path in paths:
-        fig.savefig(path, dpi=150)
-    plt.close(fig)
-    return paths
-
-
 def _markdown(headline: dict, info: dict) -> str:
     lines = [f"# {headline['title']}", "",
              f"Scale: **{headline['scale']}** on {info['device']} — `{headline['command']}` — {headline['date']} "

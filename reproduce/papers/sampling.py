@@ -35,7 +35,7 @@ from algorithms.sampling import (QueriesToTarget, Target, gain_upper_bound, logr
                                  queries_to_reach, random_search_quantile, top_fraction_target)
 from nasrepro.errors import ConfigError
 from nasrepro.io import atomic_write_json, atomic_write_text
-from reproduce import compare
+from reproduce import compare, figures
 from reproduce.executors import make_executor
 from reproduce.report import Headline, HeadlineRow
 from reproduce.runner import RunSpec, check_run_dir, load_benchmark, run_one_job
@@ -248,9 +248,7 @@ def gain_figure(analyses: list[dict], path: Path) -> list[Path]:
     """Gain vs candidate-set size (log x), one panel per task; random subsets as a line per target, the full
     space at its size, smart subsets as markers at their nominal size; censored medians drawn at their bound
     with an open marker."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = figures.pyplot()
 
     fig, axes = plt.subplots(1, len(analyses), figsize=(5.5 * len(analyses), 4.2), squeeze=False)
     for ax, task in zip(axes[0], analyses):
@@ -279,7 +277,7 @@ def gain_figure(analyses: list[dict], path: Path) -> list[Path]:
         ax.legend(fontsize=7)
     fig.suptitle("gain = RS median queries / method median queries to reach the target (open: censored bound)")
     fig.tight_layout()
-    return _save(fig, path)
+    return figures.save(fig, path)
 
 
 def _gain_point(variant: dict, label: str) -> tuple[float, bool]:
@@ -311,18 +309,6 @@ def regret_figure(out: Path, tasks: list, all_variants: list[Variant], path: Pat
         best, note = compare.table_maximum(benchmark, dataset, split, None)
         groups.append(compare.Group(benchmark, dataset, runs, metric, best, note))
     return compare.plot(groups, path)
-
-
-def _save(fig: Any, path: Path) -> list[Path]:
-    import matplotlib.pyplot as plt
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    written = []
-    for suffix in (".png", ".pdf"):
-        fig.savefig(path.with_suffix(suffix), dpi=150)
-        written.append(path.with_suffix(suffix))
-    plt.close(fig)
-    return written
 
 
 def markdown(headline: dict, analyses: list[dict], summary: dict) -> str:
