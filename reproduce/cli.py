@@ -67,6 +67,9 @@ def add_reproduce_arguments(p: argparse.ArgumentParser) -> None:
     scale.add_argument("--full", dest="scale", action="store_const", const="full",
                        help="the paper's budgets and seeds")
     p.add_argument("--out", type=Path, help="default results/<paper>/<scale> (with 'all': the results root)")
+    p.add_argument("--only", metavar="GLOB",
+                   help="run only the runs whose name matches (drnas: e.g. 'nb201-cifar10-drnas-seed0'); finished "
+                        "runs are still reported, the rest are 'not run'. For spreading a full run over sessions")
     p.set_defaults(func=cmd_reproduce, scale="quick")
 
 
@@ -155,6 +158,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from reproduce import papers
 
     if args.paper == "all":
+        if args.only:
+            raise ConfigError("--only selects runs of one paper; name the paper")
         present = papers.available()
         missing = [p for p in PAPERS if p not in present]
         if not present:
@@ -168,7 +173,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         return 0
     papers.load(args.paper)  # unknown / missing -> one line before anything runs
     out = args.out or Path("results") / args.paper / args.scale
-    headline = papers.run(args.paper, args.scale, out)
+    headline = papers.run(args.paper, args.scale, out, only=args.only)
     print(f"{args.paper}: wrote {headline}")
     return 0
 

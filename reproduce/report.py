@@ -24,7 +24,8 @@ PAPERS = {
     "fade": "FaDE",
 }
 SCALES = ("quick", "full")
-VERDICTS = ("reproduced", "partial", "not reached", "not measurable here")
+#: "not run": the experiment exists but this output was made without it (e.g. ``--only`` selected other runs)
+VERDICTS = ("reproduced", "partial", "not reached", "not measurable here", "not run")
 HEADLINE_FILE = "headline.json"
 
 

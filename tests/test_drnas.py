@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import tomllib
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -105,7 +106,9 @@ def test_every_config_section_builds_and_meta_is_documented():
 
 # -- checkpoint / resume --------------------------------------------------------------------------------
 @pytest.mark.parametrize("cls,section,overrides", [
-    (DrNAS, "drnas_nb201", dict(stage_epochs=[1, 1], partial_k=[2, 1], num_keep=[5, 3], arch_warmup_epochs=[0, 0])),
+    (DrNAS, "drnas_nb201", dict(stage_epochs=[1, 1], partial_k=[2, 1], num_keep=[5, 3], arch_warmup_epochs=[0, 0],
+                                fused_cells=False)),
+    (DrNAS, "drnas_nb201", dict(stage_epochs=[2])),  # the plain search with the fused cell
     (GDAS, "gdas_nb201", {}),
 ])
 def test_resume_is_exact(tmp_path, cls, section, overrides):
@@ -175,6 +178,47 @@ def test_quick_scale_rows_are_never_reproduced_and_fit_the_headline_schema():
     assert _nb201_row("c", "p", 94.36, far, "full")["verdict"] == "not reached"
     for row in (quick, full):
         HeadlineRow(**row)  # raises DataError on a schema mismatch
+
+
+def test_only_runs_the_selected_searches_and_reports_the_rest_as_not_run(tmp_path, monkeypatch):
+    """``reproduce drnas --only GLOB``: spreading a full run over sessions. Searches are faked; the selection,
+    the reuse of runs finished earlier and the table are real."""
+    import json
+
+    from reproduce.papers import drnas as paper
+    from reproduce.report import Headline
+
+    ran = []
+
+    def fake_run_jobs(jobs, device):
+        ran.extend(Path(job["out"]).name for job in jobs)
+        return [fake_result(job) for job in jobs]
+
+    def fake_result(job):
+        history = [{"epoch": 0, "seconds": 1.0, "argmax_test": 90.0, "sampled_test_min": 80.0,
+                    "sampled_test_max": 94.0, "sampled_test_mean": 88.0, "sampled_test": [80.0, 94.0]}]
+        return {"identity": paper._identity(job), "finished": True, "epochs_done": 1, "history": history,
+                "final_architecture": "cell", "final_valid": 91.0, "final_test": 94.0, "job": job}
+
+    monkeypatch.setattr(paper, "_run_jobs", fake_run_jobs)
+    monkeypatch.setattr(paper, "_load_images", lambda name: None)
+    with pytest.raises(ConfigError, match="matches no run"):
+        paper.run("quick", tmp_path, only="nb201-cifar10-nothing-*")
+    # a DARTS search finished in an earlier session (same identity) is reported, not rerun
+    darts_job = {"kind": "nb201", "method": "darts", "section": "darts_nb201",
+                 "overrides": {k: v for k, v in load_hparams("drnas", "scale_quick_nb201").items() if k != "seeds"},
+                 "seed": 0, "dataset": "cifar10", "images": "cifar10-subset", "device": "cpu",
+                 "out": str(tmp_path / "runs" / "nb201-cifar10-darts-seed0")}
+    Path(darts_job["out"]).mkdir(parents=True)
+    earlier = {k: v for k, v in fake_result(darts_job).items() if k != "job"}
+    (Path(darts_job["out"]) / "result.json").write_text(json.dumps(earlier))
+    headline = Headline.read(paper.run("quick", tmp_path, only="nb201-cifar10-drnas-seed*"))
+    assert sorted(ran) == ["nb201-cifar10-drnas-seed0", "nb201-cifar10-drnas-seed1", "nb201-cifar10-drnas-seed2"]
+    rows = {r.claim.split(": ")[1].split(" derived")[0]: r for r in headline.rows if "cifar10:" in r.claim}
+    assert rows["DrNAS"].seeds == 3 and rows["DrNAS"].verdict != "not run"
+    assert rows["DARTS (1st order)"].seeds == 1  # the earlier run
+    assert rows["GDAS"].verdict == "not run" and rows["GDAS"].seeds == 0
+    assert "--only" in headline.command
 
 
 @pytest.mark.gpu

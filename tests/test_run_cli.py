@@ -170,6 +170,11 @@ def test_reproduce_dispatch(fake_paper, tmp_path, capsys, monkeypatch):
     assert main(["reproduce", "all", "--out", str(tmp_path / "all")]) == 0
     assert (tmp_path / "all" / "fakepaper" / "quick" / "headline.json").is_file()
     assert "not implemented yet: " in capsys.readouterr().err
+    # --only selects runs of one paper; a paper that runs as one piece refuses it
+    one_line_error(capsys, ["reproduce", "all", "--only", "x*"], "name the paper")
+    one_line_error(capsys, ["reproduce", "fakepaper", "--only", "x*", "--out", str(tmp_path / "y")],
+                   "does not support --only")
+    assert not (tmp_path / "y").exists()
 
 
 def test_python_dash_m_reproduce_is_the_same_command(tmp_path):

@@ -5,12 +5,13 @@ import pytest
 import torch
 
 from algorithms.nn.darts_supernet import DartsSupernet
-from algorithms.nn.nb201_supernet import NB201Supernet
+from algorithms.nn.nb201_supernet import FusedNB201SearchCell, NB201SearchCell, NB201Supernet
 from algorithms.nn.ops import (DARTS_PRIMITIVES, NB201_OPS, OPS, MixedOp, ResNetBasicBlock, channel_shuffle,
                                widen_mixed_ops)
 from algorithms.nn.search import load_hparams, make_search
 from algorithms.oneshot_baselines import GDAS
 from benchmarks.nb201 import OPS as NB201_NAMES, parse
+from nasrepro.errors import ConfigError
 
 
 @pytest.mark.parametrize("name", DARTS_PRIMITIVES)
@@ -168,3 +169,43 @@ def test_gdas_hard_forward_runs_one_op_per_edge():
     assert len(per_edge) == 3 * 6 and all(len(ops) == 1 for ops in per_edge.values())
     weights.sum().backward()  # straight-through: the soft sample's gradient reaches alpha
     assert search.alphas["cell"].grad is not None
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_fused_cell_computes_the_per_edge_cell(channels_last):
+    torch.manual_seed(0)
+    cell, fused = NB201SearchCell(8), FusedNB201SearchCell(8)
+    fused.load_from_cell(cell)
+    assert sum(p.numel() for p in fused.parameters()) == sum(p.numel() for p in cell.parameters())
+    x = torch.randn(4, 8, 6, 6)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    weights = torch.rand(6, 5)
+    w_cell, w_fused = weights.clone().requires_grad_(), weights.clone().requires_grad_()
+    x_cell, x_fused = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out_cell, out_fused = cell(x_cell, w_cell), fused(x_fused, w_fused)
+    assert torch.allclose(out_cell, out_fused, atol=1e-5)
+    assert out_fused.is_contiguous(memory_format=torch.channels_last) == channels_last
+    grad = torch.randn_like(out_cell)
+    (out_cell * grad).sum().backward()
+    (out_fused * grad).sum().backward()
+    assert torch.allclose(w_cell.grad, w_fused.grad, atol=1e-4)
+    assert torch.allclose(x_cell.grad, x_fused.grad, atol=1e-5)
+    conv3x3 = NB201_NAMES.index("nor_conv_3x3")
+    for src, edges in enumerate(fused.out_edges):  # weight gradients and BN statistics, edge by edge
+        per_edge = torch.cat([cell.edges[e].ops[conv3x3][1].weight.grad for e in edges])
+        assert torch.allclose(per_edge, fused.conv3x3[src].weight.grad, atol=1e-4)
+        stats = torch.cat([cell.edges[e].ops[conv3x3][2].running_var for e in edges])
+        assert torch.allclose(stats, fused.bn3x3[src].running_var, atol=1e-6)
+
+
+def test_fused_cells_only_for_the_plain_nb201_search():
+    from algorithms.drnas import DrNAS
+    base = dict(channels=4, cells=1, precision="fp32", channels_last=False)
+    search = make_search(DrNAS, load_hparams("drnas", "drnas_nb201", {**base, "fused_cells": True}), 0)
+    search.adapt_search_space("nb201", "cifar10")
+    assert isinstance(search.model.cells[0], FusedNB201SearchCell)
+    with pytest.raises(ConfigError, match="fused_cells"):
+        make_search(DrNAS, load_hparams("drnas", "drnas_nb201_progressive", {**base, "fused_cells": True}), 0)
+    with pytest.raises(ConfigError, match="fused_cells"):
+        make_search(GDAS, load_hparams("drnas", "gdas_nb201", {**base, "fused_cells": True}), 0)

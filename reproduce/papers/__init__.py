@@ -2,6 +2,7 @@
 (schema: :class:`reproduce.report.Headline`) and its figures. This package only dispatches."""
 from __future__ import annotations
 
+import inspect
 from importlib import import_module
 from pathlib import Path
 from types import ModuleType
@@ -33,7 +34,13 @@ def available() -> list[str]:
     return [p for p in PAPERS if (Path(__file__).parent / f"{p}.py").is_file()]
 
 
-def run(paper: str, scale: str, out: Path) -> Path:
+def run(paper: str, scale: str, out: Path, only: str | None = None) -> Path:
+    """``only``: a glob over the paper's run names; papers whose ``run`` takes no ``only`` refuse it."""
     if scale not in SCALES:
         raise ConfigError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
-    return Path(load(paper).run(scale, Path(out)))
+    module = load(paper)
+    if only is None:
+        return Path(module.run(scale, Path(out)))
+    if "only" not in inspect.signature(module.run).parameters:
+        raise ConfigError(f"paper {paper!r} does not support --only (it runs as one piece)")
+    return Path(module.run(scale, Path(out), only=only))

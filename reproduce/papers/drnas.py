@@ -14,6 +14,7 @@ search is skipped, an interrupted one resumes).
 """
 from __future__ import annotations
 
+import fnmatch
 import json
 import multiprocessing
 import os
@@ -48,7 +49,9 @@ IMAGES = {"quick": {"cifar10": "cifar10-subset"},
           "full": {"cifar10": "cifar10", "cifar100": "cifar100", "imagenet16-120": "imagenet16-120"}}
 
 
-def run(scale: str, out: Path) -> Path:
+def run(scale: str, out: Path, only: str | None = None) -> Path:
+    """``only``: a glob over run names (``nb201-cifar10-drnas-seed0``, ``darts-cifar10-drnas-seed0``, ...): only
+    those run; runs finished earlier in ``out`` are still reported, the others are "not run"."""
     if scale not in ("quick", "full"):
         raise ConfigError(f"drnas: scale must be 'quick' or 'full', got {scale!r}")
     out = Path(out)
@@ -73,7 +76,14 @@ def run(scale: str, out: Path) -> Path:
         jobs.append({"kind": "darts", "method": "drnas", "section": "drnas_darts", "overrides": scale_darts,
                      "seed": seed, "dataset": "cifar10", "images": IMAGES[scale]["cifar10"], "device": device,
                      "out": str(out / "runs" / f"darts-cifar10-drnas-seed{seed}")})
-    results = _run_jobs(jobs, device)
+    if only is not None:
+        names = [Path(job["out"]).name for job in jobs]
+        if not any(fnmatch.fnmatchcase(name, only) for name in names):
+            raise ConfigError(f"drnas: --only {only!r} matches no run; runs: {', '.join(names)}")
+    selected = [job for job in jobs if only is None or fnmatch.fnmatchcase(Path(job["out"]).name, only)]
+    earlier = [r for r in (_finished_result(job) for job in jobs if job not in selected) if r is not None]
+    results = _run_jobs(selected, device) + earlier
+    results = [r for r in results if r["finished"]]  # a run cut short (another session resumes it) is not reported
 
     nb201_results = [r for r in results if r["job"]["kind"] == "nb201"]
     for dataset in IMAGES["full"]:
@@ -87,17 +97,25 @@ def run(scale: str, out: Path) -> Path:
                              "note": f"needs the {dataset} training images: {reason}"})
                 continue
             mine = [r for r in nb201_results if r["job"]["method"] == method and r["job"]["dataset"] == dataset]
+            if not mine:
+                rows.append({"claim": claim, "paper": paper, "ours": "—", "seeds": 0, "verdict": "not run",
+                             "note": f"no finished {scale}-scale search in {out / 'runs'} yet (see --only)"})
+                continue
             rows.append(_nb201_row(claim, paper, pt, mine, scale))
-    for r in (r for r in results if r["job"]["kind"] == "darts"):
-        rows.append({"claim": "DARTS space (CIFAR-10), progressive DrNAS search: derived genotype "
-                              "(paper: 2.46±0.03 % test error after training it)",
-                     "paper": "2.46±0.03 % error", "ours": r["final_architecture"], "seeds": 1,
+    darts_results = [r for r in results if r["job"]["kind"] == "darts"]
+    darts_claim = ("DARTS space (CIFAR-10), progressive DrNAS search: derived genotype "
+                   "(paper: 2.46±0.03 % test error after training it)")
+    for r in darts_results:
+        rows.append({"claim": darts_claim, "paper": "2.46±0.03 % error", "ours": r["final_architecture"], "seeds": 1,
                      "verdict": "not measurable here",
                      "note": f"search only ({r['epochs_done']} epochs at the {scale} scale); the genotype's "
                              f"evaluation training is a separate experiment"})
+    if not darts_results:
+        rows.append({"claim": darts_claim, "paper": "2.46±0.03 % error", "ours": "—", "seeds": 0,
+                     "verdict": "not run", "note": f"no finished {scale}-scale search yet (see --only)"})
 
     figures = _trajectory_figure(nb201_results, out / "figures") if nb201_results else []
-    command = f"python -m reproduce drnas --{scale}"
+    command = f"python -m reproduce drnas --{scale}" + (f" --only '{only}'" if only else "")
     headline = Headline("drnas", TITLE, scale, command, started.strftime("%Y-%m-%dT%H:%M:%SZ"),
                         tuple(HeadlineRow(**row) for row in rows),
                         tuple(str(Path(f).relative_to(out)) for f in figures))
@@ -106,7 +124,10 @@ def run(scale: str, out: Path) -> Path:
                 "runs": {Path(r["job"]["out"]).name: {"final_architecture": r["final_architecture"],
                                                       "final_valid": r.get("final_valid"),
                                                       "final_test": r.get("final_test"),
-                                                      "epochs_done": r["epochs_done"]} for r in results}}
+                                                      "epochs_done": r["epochs_done"],
+                                                      # wall time of the search epochs, summed over sessions
+                                                      "search_seconds": round(sum(h["seconds"] for h in r["history"]), 1)}
+                         for r in results}}
     atomic_write_json(out / "run_info.json", run_info)
     atomic_write_text(out / "results.md", _markdown(headline.to_dict(), run_info))
     return headline.write(out / "headline.json")
@@ -160,6 +181,23 @@ def _single_thread() -> None:
     torch.set_num_threads(1)
 
 
+def _identity(job: dict) -> dict:
+    hparams = load_hparams("drnas", job["section"], job["overrides"])
+    return {"paper": "drnas", "method": job["method"], "section": job["section"], "hparams": hparams,
+            "seed": job["seed"], "dataset": job["dataset"], "images": job["images"]}
+
+
+def _finished_result(job: dict) -> dict | None:
+    """The result of ``job`` if an earlier call finished it with the same identity, else None."""
+    done = Path(job["out"]) / "result.json"
+    if not done.is_file():
+        return None
+    previous = json.loads(done.read_text())
+    if json.dumps(previous.get("identity"), sort_keys=True) != json.dumps(_identity(job), sort_keys=True):
+        return None
+    return {**previous, "job": job}
+
+
 def _search_job(job: dict) -> dict:
     from algorithms.drnas import DrNAS
     from algorithms.nn.search import make_search, run_search, search_data
@@ -167,14 +205,11 @@ def _search_job(job: dict) -> dict:
 
     classes = {"drnas": DrNAS, "darts": DARTS, "gdas": GDAS}
     out = Path(job["out"])
-    hparams = load_hparams("drnas", job["section"], job["overrides"])
-    identity = {"paper": "drnas", "method": job["method"], "section": job["section"], "hparams": hparams,
-                "seed": job["seed"], "dataset": job["dataset"], "images": job["images"]}
-    done = out / "result.json"
-    if done.is_file():
-        previous = json.loads(done.read_text())
-        if json.dumps(previous.get("identity"), sort_keys=True) == json.dumps(identity, sort_keys=True):
-            return {**previous, "job": job}
+    identity = _identity(job)
+    hparams = identity["hparams"]
+    previous = _finished_result(job)
+    if previous is not None:
+        return previous
     arrays = _load_images(job["images"])
     search = make_search(classes[job["method"]], hparams, job["seed"])
     search.adapt_search_space(hparams["space"], job["dataset"], num_classes=arrays.num_classes, device=job["device"])

@@ -8,11 +8,10 @@ images), with batches drawn from device-resident synthetic uint8 images through 
 (``ImageBatches``). Reports images/s, the epoch time (25,000 training images = 391 steps at paper scale)
 and the projected 100-epoch search time; ``--out FILE`` writes the numbers as JSON.
 
-Measured on one H100 (torch 2.11, paper scale, 40 steps): eager fp32 279 ms/step (182 min per 100-epoch
-search); bf16 + channels_last alone 270 ms (the step is bound by kernel launches, not by the GPU);
-CUDA-graph replay 70 ms fp32 (x4.0), 52 ms bf16 + channels_last (x5.4, 34 min per search). Four
-concurrent eager searches each kept their single-search speed (the GPU is mostly idle), which is why
-``reproduce/papers/drnas.py`` runs several searches per GPU.
+Measured on one H100 (torch 2.11, paper scale, 60 steps, same run): eager fp32 233.7 ms/step; CUDA graphs +
+bf16 + channels_last 43.9 ms (x5.3); the same with the fused cell (``fused_cells``) 23.5 ms (x9.9, 15.3 min per
+100-epoch search). Two concurrent fused searches each kept their speed (22.2 / 24.0 ms), which is why
+``reproduce/papers/drnas.py`` runs several searches per GPU. See ``results/drnas/GPU.md``.
 """
 from __future__ import annotations
 
@@ -33,16 +32,21 @@ from algorithms.nn.search import load_hparams, make_search  # noqa: E402
 
 VARIANTS = {
     "eager_fp32": dict(precision="fp32", channels_last=False, cudnn_benchmark=False, compile=False,
-                       cuda_graphs=False),
+                       cuda_graphs=False, fused_cells=False),
     "bf16_channels_last": dict(precision="bf16", channels_last=True, cudnn_benchmark=True, compile=False,
-                               cuda_graphs=False),
+                               cuda_graphs=False, fused_cells=False),
     # opt-in only (--variants): on an H100 compiling the 15-cell supernet did not finish within 8 minutes
     "bf16_channels_last_compile": dict(precision="bf16", channels_last=True, cudnn_benchmark=True, compile=True,
-                                       cuda_graphs=False),
+                                       cuda_graphs=False, fused_cells=False),
     "fp32_cuda_graphs": dict(precision="fp32", channels_last=False, cudnn_benchmark=True, compile=False,
-                             cuda_graphs=True),
+                             cuda_graphs=True, fused_cells=False),
     "bf16_channels_last_cuda_graphs": dict(precision="bf16", channels_last=True, cudnn_benchmark=True,
-                                           compile=False, cuda_graphs=True),
+                                           compile=False, cuda_graphs=True, fused_cells=False),
+    "fused_eager_fp32": dict(precision="fp32", channels_last=False, cudnn_benchmark=False, compile=False,
+                             cuda_graphs=False, fused_cells=True),
+    # the configured NB201 setting (algorithms/configs/drnas.toml [drnas_nb201])
+    "fused_bf16_channels_last_cuda_graphs": dict(precision="bf16", channels_last=True, cudnn_benchmark=True,
+                                                 compile=False, cuda_graphs=True, fused_cells=True),
 }
 
 
