@@ -37,6 +37,7 @@ from typing import Any, Sequence
 
 import numpy as np
 from scipy import stats
+from scipy.sparse import csr_array
 from scipy.spatial.distance import cdist
 from sklearn.compose import TransformedTargetRegressor
 from sklearn.linear_model import Ridge
@@ -192,10 +193,12 @@ class DeltaPredictor:
         return self
 
     def predict(self, before: np.ndarray, after: np.ndarray) -> np.ndarray:
-        forward = self.model.predict(self.features(before, after))
-        if self.antisymmetric:
-            return 0.5 * (forward - self.model.predict(self.features(after, before)))
-        return forward
+        if not self.antisymmetric:
+            return self.model.predict(self.features(before, after))
+        # both directions in one model call (one forward pass of the ensemble, not two)
+        both = self.model.predict(np.vstack([self.features(before, after), self.features(after, before)]))
+        forward, backward = np.split(both, 2)
+        return 0.5 * (forward - backward)
 
 
 class AnchoredDeltaPredictor(Predictor):
@@ -383,18 +386,23 @@ class DeltaNAS(PoolMixin, QueryOptimizer):
     def _round(self) -> list:
         if self.predictor is None:
             return [self._random_child(self._tournament())]
-        scores: dict[str, tuple[float, Any]] = {}
-        for _ in range(self.parents_per_round):
-            parent = self._tournament()
-            children = [c for c in self.pool_neighbours(parent.arch) if c.id not in self._asked_ids]
-            if not children:
-                continue
-            delta = self.predict_delta([parent.arch] * len(children), children)
-            for child, score in zip(children, parent.valid + delta):
-                if child.id not in scores or score > scores[child.id][0]:
-                    scores[child.id] = (float(score), child)
-        if not scores:
+        # every parent's unasked neighbours, scored in one predictor call
+        parents = [self._tournament() for _ in range(self.parents_per_round)]
+        parent_of, children = [], []
+        for i, parent in enumerate(parents):
+            for child in self.pool_neighbours(parent.arch):
+                if child.id not in self._asked_ids:
+                    parent_of.append(i)
+                    children.append(child)
+        if not children:
             return [self._random_unasked()]
+        parent_encodings = self.space.encode([p.arch for p in parents], self.encoding)
+        delta = self.predictor.predict(parent_encodings[parent_of], self.space.encode(children, self.encoding))
+        scores: dict[str, tuple[float, Any]] = {}
+        for i, child, d in zip(parent_of, children, delta):
+            score = parents[i].valid + float(d)
+            if child.id not in scores or score > scores[child.id][0]:
+                scores[child.id] = (score, child)
         ranked = sorted(scores.values(), key=lambda item: -item[0])  # stable: ties keep proposal order
         return [child for _, child in ranked[:self.queries_per_round]]
 
@@ -423,35 +431,70 @@ class DeltaNAS(PoolMixin, QueryOptimizer):
 # --------------------------------------------------------------------------------------------------
 # Fig. 3 analogue: Delta-predictor error against the edit distance of the pairs
 # --------------------------------------------------------------------------------------------------
-def sample_pairs_at_distance(space: SearchSpace, archs: Sequence[Any], distance: int, n_pairs: int,
-                             rng: np.random.Generator, allowed_ids: set[str] | None = None,
+def neighbour_graph(benchmark: Benchmark, archs: Sequence[Any]) -> csr_array:
+    """The single-edit graph among ``archs`` (the benchmark's architectures with data, in that order):
+    row ``i`` holds the neighbours of ``archs[i]`` (``space.neighbours``) that are in ``archs``.
+
+    A benchmark whose cells with data are a sparse subset may offer the graph precomputed and cached on
+    disk (NB101: ``neighbour_graph()``; its ``neighbours()`` prunes and hashes ~30 cells per call);
+    otherwise it is built here, one ``neighbours()`` call per architecture."""
+    precomputed = getattr(benchmark, "neighbour_graph", None)
+    if precomputed is not None:
+        graph = precomputed()
+        if graph.shape != (len(archs), len(archs)):
+            raise DataError(f"{benchmark.name}: its neighbour graph has {graph.shape[0]} nodes for {len(archs)} "
+                            "architectures with data")
+        return graph
+    index = {arch.id: i for i, arch in enumerate(archs)}
+    rows, cols = [], []
+    for i, arch in enumerate(archs):
+        targets = sorted({index[n.id] for n in benchmark.space.neighbours(arch) if n.id in index})
+        rows += [i] * len(targets)
+        cols += targets
+    return csr_array((np.ones(len(rows), dtype=bool), (rows, cols)), shape=(len(archs), len(archs)))
+
+
+#: walks drawn at once by :func:`sample_pairs_at_distance`
+_WALK_BATCH = 4096
+
+
+def sample_pairs_at_distance(space: SearchSpace, archs: Sequence[Any], graph: csr_array, distance: int,
+                             n_pairs: int, rng: np.random.Generator,
                              max_attempts_per_pair: int = 2000) -> list[tuple[Any, Any]]:
     """``n_pairs`` distinct pairs ``(a, b)`` with ``space.distance(a, b) == distance``: ``a`` uniform over
-    ``archs``, ``b`` reached by a walk of ``distance`` single edits, each uniform among the current cell's
-    neighbours in ``allowed_ids`` (e.g. the architectures with data); a walk that folds back is dropped.
+    ``archs``, ``b`` reached by a walk of ``distance`` steps along ``graph`` (the single-edit graph among
+    ``archs``, node ``i`` = ``archs[i]``), each step uniform among the current node's neighbours; a walk
+    that dead-ends or folds back (ends closer than ``distance``) is dropped.
 
-    Walking inside the allowed set (rather than editing freely and keeping the walks that end in it)
-    keeps the cost bounded when the set is sparse: on our NB101 pool (~7 % of the cells) a free 6-edit
-    walk ends in it a few times in a hundred."""
-    pairs, seen = [], set()
-    for _ in range(n_pairs * max_attempts_per_pair):
-        if len(pairs) == n_pairs:
-            return pairs
-        a = archs[int(rng.integers(len(archs)))]
-        b = a
+    Walking inside the set (rather than editing freely and keeping the walks that end in it) keeps the
+    cost bounded when the set is sparse: on our NB101 pool (~7 % of the cells) a free 6-edit walk ends
+    in it a few times in a hundred. Walks are drawn in batches as integer arrays; only the walks that
+    survive are checked with ``space.distance``."""
+    indptr, indices = np.asarray(graph.indptr), np.asarray(graph.indices)
+    degree = np.diff(indptr)
+    pairs: list[tuple[Any, Any]] = []
+    accepted, rejected = set(), set()
+    attempts, max_attempts = 0, n_pairs * max_attempts_per_pair
+    while len(pairs) < n_pairs and attempts < max_attempts and len(indices):
+        size = min(_WALK_BATCH, max_attempts - attempts)
+        attempts += size
+        start = rng.integers(len(archs), size=size)
+        end, alive = start.copy(), np.ones(size, dtype=bool)
         for _ in range(distance):
-            options = [n for n in space.neighbours(b) if allowed_ids is None or n.id in allowed_ids]
-            if not options:
-                break
-            b = options[int(rng.integers(len(options)))]
-        key = (a.id, b.id)
-        if key in seen or space.distance(a, b) != distance:
-            continue
-        seen.add(key)
-        pairs.append((a, b))
-    if len(pairs) < n_pairs:
-        raise DataError(f"{space.name}: found only {len(pairs)} of {n_pairs} pairs at edit distance {distance}")
-    return pairs
+            alive &= degree[end] > 0
+            step = rng.integers(np.maximum(degree[end], 1))  # uniform neighbour (ignored for dead walks)
+            end = np.where(alive, indices[np.minimum(indptr[end] + step, len(indices) - 1)], end)
+        for a, b in zip(start[alive].tolist(), end[alive].tolist()):
+            if a == b or (a, b) in accepted or (a, b) in rejected:
+                continue
+            if space.distance(archs[a], archs[b]) != distance:
+                rejected.add((a, b))
+                continue
+            accepted.add((a, b))
+            pairs.append((archs[a], archs[b]))
+            if len(pairs) == n_pairs:
+                return pairs
+    raise DataError(f"{space.name}: found only {len(pairs)} of {n_pairs} pairs at edit distance {distance}")
 
 
 def delta_loss_vs_edit_distance(benchmark: Benchmark, space: SearchSpace, dataset: str,
@@ -473,13 +516,16 @@ def delta_loss_vs_edit_distance(benchmark: Benchmark, space: SearchSpace, datase
         raise ConfigError(f"{benchmark.name}: needs a tabular benchmark (archs_with_data)")
     # separate streams: the pairs drawn do not depend on how many draws the model makes
     pairs_rng, model_rng = rng.spawn(2)
+    graph = neighbour_graph(benchmark, archs)
     order = pairs_rng.permutation(len(archs))
-    halves = [[archs[int(i)] for i in part] for part in np.array_split(order, 2)]
-    half_ids = [{a.id for a in half} for half in halves]
+    parts = np.array_split(order, 2)
+    halves = [[archs[int(i)] for i in part] for part in parts]
+    # each half's own graph: walks stay inside the half
+    half_graphs = [csr_array(graph[part][:, part]) for part in parts]
     results: dict = {}
     for distance in distances:
-        train = sample_pairs_at_distance(space, halves[0], distance, n_train_pairs, pairs_rng, half_ids[0])
-        test = sample_pairs_at_distance(space, halves[1], distance, n_test_pairs, pairs_rng, half_ids[1])
+        train = sample_pairs_at_distance(space, halves[0], half_graphs[0], distance, n_train_pairs, pairs_rng)
+        test = sample_pairs_at_distance(space, halves[1], half_graphs[1], distance, n_test_pairs, pairs_rng)
 
         def split(pairs: list) -> tuple[list, list, np.ndarray, np.ndarray]:
             before, after = [p[0] for p in pairs], [p[1] for p in pairs]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import time
+from itertools import chain
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -39,6 +40,9 @@ from nasrepro.errors import ConfigError
 
 #: rows scored per forward pass: bounds memory when a pool of 100k cells is scored at once
 _PREDICT_CHUNK = 8192
+#: cells per GCN forward pass when scoring: a chunk's ``[cells, 7, 64]`` activations then stay in the CPU
+#: cache; 8,192 cells spilled to memory and scored 100k cells ~1.5x slower (tests/perf/bench_predictors.py)
+_GCN_PREDICT_CHUNK = 256
 
 
 # --------------------------------------------------------------------------------------------------
@@ -194,10 +198,10 @@ def _train(model: torch.nn.Module, inputs: Sequence[torch.Tensor], z: torch.Tens
     model.eval()
 
 
-def _predict_in_chunks(model: torch.nn.Module, inputs: Sequence[torch.Tensor]) -> np.ndarray:
+def _predict_in_chunks(model: torch.nn.Module, inputs: Sequence[torch.Tensor],
+                       chunk: int = _PREDICT_CHUNK) -> np.ndarray:
     with torch.inference_mode():
-        parts = [model(*(x[s:s + _PREDICT_CHUNK] for x in inputs)) for s in range(0, len(inputs[0]),
-                                                                                  _PREDICT_CHUNK)]
+        parts = [model(*(x[s:s + chunk] for x in inputs)) for s in range(0, len(inputs[0]), chunk)]
     return torch.cat(parts).numpy().astype(np.float64) if parts else np.zeros(0)
 
 
@@ -311,6 +315,7 @@ class MLPEnsemble(_FittedPredictor):
 #: node labels of the op-on-node graphs, per space: input and output first, then the ops
 NB201_NODE_OPS = ("input", "output") + nb201.OPS
 NB101_NODE_OPS = (nb101.INPUT, nb101.OUTPUT) + nb101.OPS
+_NB101_LABEL_OF = {op: i for i, op in enumerate(NB101_NODE_OPS)}
 
 
 def _nb201_node_adjacency() -> np.ndarray:
@@ -355,18 +360,88 @@ def _nb201_graphs(archs: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 
 def _nb101_graphs(archs: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """NB101 cells padded to 7 nodes; padding nodes are masked out (no edges, no label, not pooled)."""
+    """NB101 cells padded to 7 nodes; padding nodes are masked out (no edges, no label, not pooled).
+
+    Cells are grouped by size and each group's matrices and ops are read as one flat stream
+    (``np.fromiter``): converting 100k nested tuples one ``np.array`` at a time is what cost the time."""
     n_max = nb101.MAX_VERTICES
+    sizes = np.fromiter((len(a.ops) for a in archs), np.int64, len(archs))
     adjacency = np.zeros((len(archs), n_max, n_max), dtype=np.float32)
     labels = np.zeros((len(archs), n_max), dtype=np.int64)
-    mask = np.zeros((len(archs), n_max), dtype=np.float32)
-    label_of = {op: i for i, op in enumerate(NB101_NODE_OPS)}
-    for b, arch in enumerate(archs):
-        n = len(arch.ops)
-        adjacency[b, :n, :n] = arch.matrix
-        labels[b, :n] = [label_of[op] for op in arch.ops]
-        mask[b, :n] = 1.0
+    for n in np.unique(sizes).tolist():
+        rows = np.flatnonzero(sizes == n)
+        group = [archs[i] for i in rows]
+        entries = chain.from_iterable(chain.from_iterable(a.matrix for a in group))
+        adjacency[rows, :n, :n] = np.fromiter(entries, np.float32, len(group) * n * n).reshape(-1, n, n)
+        ops = chain.from_iterable(a.ops for a in group)
+        labels[rows, :n] = np.fromiter(map(_NB101_LABEL_OF.__getitem__, ops), np.int64,
+                                       len(group) * n).reshape(-1, n)
+    mask = (np.arange(n_max) < sizes[:, None]).astype(np.float32)
     return adjacency, labels, mask
+
+
+class _GraphTable:
+    """The graph arrays of every cell scored so far, one row per cell id, so that a pool scored again
+    and again (the search scores the same candidates every iteration, minus the few asked) is converted
+    once: afterwards a call costs one dict lookup per cell plus array indexing, and the GCN's forward
+    pass dominates. Rows are stored compactly (``uint8`` adjacency, ``int8`` labels, ``bool`` mask);
+    memory is bounded by the space (all 423,624 NB101 cells: ~27 MB). A shared adjacency (NB201: one
+    graph for every cell) is stored once. Not pickled: a checkpoint keeps the model, not this cache."""
+
+    def __init__(self, build: Callable[[Sequence[Any]], tuple[np.ndarray, np.ndarray, np.ndarray]]):
+        self.build = build
+        self._clear()
+
+    def _clear(self) -> None:
+        self.row_of: dict[str, int] = {}
+        self.shared_adjacency: np.ndarray | None = None
+        self.adjacency: np.ndarray | None = None  # [rows, n, n] unless shared
+        self.labels: np.ndarray | None = None
+        self.mask: np.ndarray | None = None
+
+    def __getstate__(self) -> dict:
+        return {"build": self.build}
+
+    def __setstate__(self, state: dict) -> None:
+        self.build = state["build"]
+        self._clear()
+
+    def __len__(self) -> int:
+        return len(self.row_of)
+
+    def tensors(self, archs: Sequence[Any]) -> list[torch.Tensor]:
+        """``[adjacency, labels, mask]`` of ``archs`` as the GCN takes them (a shared adjacency as an
+        expanded view, not one copy per cell)."""
+        ids = [a.id for a in archs]
+        new = {}  # id -> first position in archs, for cells not in the table yet
+        for i, arch_id in enumerate(ids):
+            if arch_id not in self.row_of and arch_id not in new:
+                new[arch_id] = i
+        if new or self.labels is None:  # (an empty first call still sets the arrays' shapes)
+            self._add([archs[i] for i in new.values()], list(new))
+        rows = np.fromiter(map(self.row_of.__getitem__, ids), np.int64, len(ids))
+        labels = torch.from_numpy(self.labels[rows].astype(np.int64))
+        mask = torch.from_numpy(self.mask[rows].astype(np.float32))
+        if self.shared_adjacency is not None:
+            adjacency = torch.from_numpy(self.shared_adjacency).expand(len(rows), -1, -1)
+        else:
+            adjacency = torch.from_numpy(self.adjacency[rows].astype(np.float32))
+        return [adjacency, labels, mask]
+
+    def _add(self, archs: list, ids: list[str]) -> None:
+        adjacency, labels, mask = self.build(archs)
+        start = len(self.row_of)
+        self.row_of.update((arch_id, start + i) for i, arch_id in enumerate(ids))
+        if adjacency.ndim == 2:
+            self.shared_adjacency = adjacency.astype(np.float32)
+        else:
+            self.adjacency = _appended(self.adjacency, adjacency.astype(np.uint8))
+        self.labels = _appended(self.labels, labels.astype(np.int8))
+        self.mask = _appended(self.mask, mask.astype(bool))
+
+
+def _appended(stored: np.ndarray | None, rows: np.ndarray) -> np.ndarray:
+    return rows if stored is None else np.concatenate([stored, rows])
 
 
 #: space name -> (node labels, batched graph builder)
@@ -425,7 +500,8 @@ class GCNPredictor(_FittedPredictor):
         if space.name not in GRAPH_SPACES:
             raise ConfigError(f"{owner}: no cell graph for space {space.name!r}; "
                               f"supported: {', '.join(GRAPH_SPACES)}")
-        self.node_ops, self._graphs = GRAPH_SPACES[space.name]
+        self.node_ops, build_graphs = GRAPH_SPACES[space.name]
+        self._graph_table = _GraphTable(build_graphs)  # kept across fits: the pool's cells stay the same
         self.gcn_width = _positive_int(owner, "gcn_width", gcn_width)
         self.gcn_layers = _positive_int(owner, "gcn_layers", gcn_layers)
         self.head_width = _positive_int(owner, "head_width", head_width)
@@ -434,11 +510,7 @@ class GCNPredictor(_FittedPredictor):
         self._model: _DirectedGCN | None = None
 
     def _tensors(self, archs: Sequence[Any]) -> list[torch.Tensor]:
-        adjacency, labels, mask = self._graphs(archs)
-        adjacency = torch.from_numpy(adjacency)
-        if adjacency.dim() == 2:  # one graph shared by every cell (NB201): a view, not 100k copies
-            adjacency = adjacency.expand(len(labels), -1, -1)
-        return [adjacency, torch.from_numpy(labels), torch.from_numpy(mask)]
+        return self._graph_table.tensors(archs)
 
     def fit(self, archs: Sequence[Any], y: np.ndarray) -> "GCNPredictor":
         y = _training_targets(self.name, archs, y)
@@ -452,7 +524,7 @@ class GCNPredictor(_FittedPredictor):
 
     def predict(self, archs: Sequence[Any]) -> np.ndarray:
         targets = self._check_fitted()
-        return targets.backward(_predict_in_chunks(self._model, self._tensors(archs)))
+        return targets.backward(_predict_in_chunks(self._model, self._tensors(archs), _GCN_PREDICT_CHUNK))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -226,7 +226,7 @@ def _search(spec: RunSpec, config: dict, benchmark: Any, run_dir: Path, restart_
     wall_before = 0.0
     status = "done"
 
-    checkpoint = _read_checkpoint(run_dir / "checkpoint.pkl", config, restart_corrupt)
+    checkpoint = read_checkpoint(run_dir / "checkpoint.pkl", config, restart_corrupt)
     if checkpoint is not None:
         optimizer.load_state_dict(checkpoint["optimizer"])
         oracle.queries, oracle.seconds = checkpoint["oracle_queries"], checkpoint["oracle_seconds"]
@@ -306,7 +306,9 @@ def _nan_to_none(x: float) -> float | None:
     return None if math.isnan(x) else x
 
 
-def _read_checkpoint(path: Path, config: dict, restart_corrupt: bool) -> dict | None:
+def read_checkpoint(path: Path, config: dict, restart_corrupt: bool) -> dict | None:
+    """A run's ``checkpoint.pkl`` if it exists and belongs to ``config``; None if absent. A corrupt or
+    foreign one is a :class:`CheckpointError`, or with ``restart_corrupt`` is moved aside (None)."""
     if not path.is_file():
         return None
     try:

@@ -11,7 +11,7 @@ from scipy import stats
 from algorithms import CONFIG_DIR
 from algorithms.baselines import RandomSearch
 from algorithms.deltanas import (DeltaModelSpec, DeltaNAS, DeltaPredictor, DoADataset, delta_loss_vs_edit_distance,
-                                 doa_encode)
+                                 doa_encode, neighbour_graph, sample_pairs_at_distance)
 from benchmarks.base import Budget, Oracle, OracleTask
 from benchmarks.nb201 import NB201Space
 from fixtures.toy_space import ToyBenchmark, run_steps
@@ -120,6 +120,36 @@ def test_loss_vs_distance_reports_every_distance_and_refuses_impossible_ones():
     with pytest.raises(DataError, match="edit distance 5"):  # toy archs have 4 digits: at most 4 edits apart
         delta_loss_vs_edit_distance(benchmark, benchmark.space, "toy", (5,), 5, 5, np.random.default_rng(0),
                                     model=spec, encoding="onehot", antisymmetric=True, with_anchor=True)
+
+
+def test_neighbour_graph_is_neighbours_restricted_to_the_set():
+    benchmark = ToyBenchmark()
+    archs = [a for a in benchmark.archs_with_data() if a.digits[0] != 2]  # a set that many edits leave
+    graph = neighbour_graph(benchmark, archs)
+    index = {a.id: i for i, a in enumerate(archs)}
+    for i, arch in enumerate(archs):
+        expected = sorted(index[n.id] for n in benchmark.space.neighbours(arch) if n.id in index)
+        assert sorted(graph.indices[graph.indptr[i]:graph.indptr[i + 1]].tolist()) == expected
+    assert graph.nnz < sum(len(benchmark.space.neighbours(a)) for a in archs)
+
+
+@pytest.mark.parametrize("distance", [1, 2, 3])
+def test_pairs_are_distinct_walks_at_exactly_the_distance_inside_the_set(distance):
+    benchmark = ToyBenchmark()
+    space, archs = benchmark.space, benchmark.archs_with_data()
+    half = np.random.default_rng(5).permutation(len(archs))[:45]
+    subset = [archs[int(i)] for i in half]
+    graph = neighbour_graph(benchmark, archs)[half][:, half]
+
+    def draw(seed: int) -> list:
+        return sample_pairs_at_distance(space, subset, graph, distance, 25, np.random.default_rng(seed))
+
+    pairs = draw(0)
+    subset_ids = {a.id for a in subset}
+    assert len(pairs) == 25 and len({(a.id, b.id) for a, b in pairs}) == 25
+    assert all(space.distance(a, b) == distance and a.id in subset_ids and b.id in subset_ids for a, b in pairs)
+    assert [(a.id, b.id) for a, b in draw(0)] == [(a.id, b.id) for a, b in pairs]
+    assert [(a.id, b.id) for a, b in draw(1)] != [(a.id, b.id) for a, b in pairs]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -257,6 +257,49 @@ def test_gcn_prediction_does_not_depend_on_padding_or_batch_company():
     assert len({len(c.ops) for c in cells}) > 1, "the draw should mix cell sizes"
 
 
+def test_graph_table_builds_each_cell_once_and_returns_the_builders_graphs():
+    """The GCN's graph table (scoring the same pool every iteration converts it once) gives, for any list
+    of cells -- repeats, new ones, another order -- exactly what the batched builder gives."""
+    cells = nb101_cells(30, seed=3)
+    built = []
+
+    def counting_builder(archs):
+        built.extend(a.id for a in archs)
+        return predictors._nb101_graphs(archs)
+
+    table = predictors._GraphTable(counting_builder)
+    first = table.tensors(cells[:20])
+    again = table.tensors(cells[:20])
+    mixed = cells[25:] + cells[:5] + cells[25:27]  # new cells, known ones, repeats within the call
+    got = table.tensors(mixed)
+    assert sorted(built) == sorted({c.id for c in cells[:20] + cells[25:]}), "each cell converted once"
+    assert len(table) == 25
+    assert [tuple(t.shape) for t in predictors._GraphTable(counting_builder).tensors([])] == [(0, 7, 7), (0, 7), (0, 7)]
+    for tensors, archs in ((first, cells[:20]), (again, cells[:20]), (got, mixed)):
+        expected = predictors._nb101_graphs(archs)
+        for actual, wanted in zip(tensors, expected):
+            np.testing.assert_array_equal(actual.numpy(), wanted)
+
+
+def test_graph_table_shares_nb201s_one_adjacency():
+    cells = NB201Space().all_archs()[::1500]
+    adjacency, labels, mask = predictors._GraphTable(predictors._nb201_graphs).tensors(cells)
+    assert adjacency.shape == (len(cells), 8, 8) and adjacency.stride(0) == 0, "a view, not a copy per cell"
+    np.testing.assert_array_equal(labels.numpy(), predictors._nb201_graphs(cells)[1])
+
+
+def test_gcn_graph_table_is_left_out_of_pickles_and_scores_do_not_depend_on_chunks(monkeypatch):
+    cells = nb101_cells(60, seed=4)
+    predictor = build("gcn", NB101Space()).fit(cells[:40], np.array([c.n_edges for c in cells[:40]], float))
+    scores = predictor.predict(cells)
+    assert len(predictor._graph_table) == 60
+    restored = pickle.loads(pickle.dumps(predictor))
+    assert len(restored._graph_table) == 0, "a checkpoint holds the model, not the cache"
+    np.testing.assert_array_equal(restored.predict(cells), scores)
+    monkeypatch.setattr(predictors, "_GCN_PREDICT_CHUNK", 7)  # chunks that split the pool unevenly
+    np.testing.assert_allclose(predictor.predict(cells), scores, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("name", CLASSES)
 def test_every_predictor_runs_on_nb101_cells(name):
     cells = nb101_cells(50, seed=1)

@@ -30,6 +30,8 @@ import functools
 import json
 import math
 import os
+import resource
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -54,7 +56,7 @@ PAPER = "deltanas"
 CHAMPION = "deltanas"
 REFERENCE = "regularized_evolution"  # the Fig. 5 gain is measured against it
 #: bump when algorithms.deltanas.sample_pairs_at_distance changes (cached Fig. 3 pieces are then redone)
-PAIR_SAMPLER = "walk-within-allowed-set/2"
+PAIR_SAMPLER = "walk-on-neighbour-graph/3"
 LABELS = {"deltanas": "Delta-NAS", "regularized_evolution": "RE", "random_search": "RS", "local_search": "LS",
           "bananas": "BANANAS", "npenas": "NPENAS", "neural_predictor": "Neural predictor"}
 
@@ -167,9 +169,28 @@ def run(scale: str, out: Path, settings: Settings | None = None) -> Path:
     started = datetime.now(timezone.utc)
     figures = out / "figures"
 
-    searches = {task: _search(task, settings, raw / "search") for task in settings.search_tasks}  # run dirs
-    fig3 = _pieces(_fig3_jobs(settings, raw / "fig3"))
-    table = _pieces(_table_jobs(settings, raw / "table"))
+    # wall and CPU seconds of each part (CPU: this process and its finished workers, so it does not
+    # grow when other jobs load the machine; cached pieces and finished runs cost ~0)
+    phases: dict[str, dict[str, float]] = {}
+    mark = _clock()
+
+    def lap(name: str) -> None:
+        nonlocal mark
+        now = _clock()
+        phases[name] = {"wall": round(now[0] - mark[0], 1), "cpu": round(now[1] - mark[1], 1)}
+        mark = now
+
+    searches = {}
+    for task in settings.search_tasks:
+        searches[task] = _search(task, settings, raw / "search")  # run dirs
+        lap(f"search {task}")
+    # one pool of workers for both (each worker imports torch once); the longer Fig. 3 pieces go first
+    fig3_jobs, table_jobs = _fig3_jobs(settings, raw / "fig3"), _table_jobs(settings, raw / "table")
+    pieces = _pieces(fig3_jobs + table_jobs)
+    fig3, table = pieces[:len(fig3_jobs)], pieces[len(fig3_jobs):]
+    lap("fig3 and predictor table")
+    print("deltanas: " + ", ".join(f"{k} {v['wall']:.0f} s ({v['cpu']:.0f} s CPU)" for k, v in phases.items()),
+          flush=True)
 
     rows, figure_paths, sections = [], [], []
     rows += _fig3_rows(fig3, settings)
@@ -197,12 +218,20 @@ def run(scale: str, out: Path, settings: Settings | None = None) -> Path:
                         tuple(HeadlineRow(**r) for r in rows),
                         tuple(str(p.relative_to(out)) for p in figure_paths))
     seconds = (datetime.now(timezone.utc) - started).total_seconds()
-    details = {"seconds": round(seconds, 1), "cpus": os.cpu_count(), "settings": settings.__dict__,
+    lap("report and figures")
+    details = {"seconds": round(seconds, 1), "cpus": os.cpu_count(), "load_average": list(os.getloadavg()),
+               "phases": phases, "settings": settings.__dict__,
                "fig3": fig3, "predictor_table": _table_summary(table), "welch_tests": tests,
                "size_gains": gains, "queries_to_best": _finite_or_none(to_best)}
     atomic_write_json(out / "details.json", details)
     atomic_write_text(out / "results.md", _markdown(headline, details, sections, settings))
     return headline.write(out / "headline.json")
+
+
+def _clock() -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process and of its finished child processes)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.perf_counter(), own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 # --------------------------------------------------------------------------------------------------
