@@ -24,6 +24,10 @@ Candidate strategies (hyper-parameter ``candidates``):
 * ``"random_subset"`` -- ``subset_size`` architectures drawn uniformly without replacement from the
   pool (or the space's list), redrawn every iteration.
 * ``"neighbourhood"`` -- the single-edit neighbourhoods (in the pool) of the ``num_parents`` best.
+* ``"nearest"`` -- the ``subset_size`` architectures of the pool (or the space's list) nearest any of the
+  ``num_parents`` best, by L1 distance between encodings (the space's first encoding); ties in pool order.
+  A neighbourhood that still works when the pool is sparse (NB101 cells with data: a top cell has about
+  two single-edit neighbours there).
 
 Acquisitions (hyper-parameter ``acquisition``): ``"mean"`` (greedy: the predicted accuracy), ``"its"``
 (independent Thompson sampling as BANANAS: ``mean + std * N(0, 1)``, one draw per candidate) and
@@ -63,7 +67,7 @@ from algorithms.baselines import PoolMixin, tournament
 from benchmarks.base import Observation, SearchSpace
 from nasrepro.errors import ConfigError
 
-CANDIDATE_STRATEGIES = ("mutation", "evolution", "full", "random_subset", "neighbourhood")
+CANDIDATE_STRATEGIES = ("mutation", "evolution", "full", "random_subset", "neighbourhood", "nearest")
 ACQUISITIONS = ("mean", "its", "ucb")
 
 
@@ -122,7 +126,7 @@ class PredictorGuidedSearch(PoolMixin, QueryOptimizer):
     name = "predictor_search"
     #: rebuilt by the constructor from the space, pool and config; the fitted predictor is saved by
     #: :meth:`state_dict` without its space
-    _not_in_state = ("space", "pool", "_pool_ids", "_predictor", "_listed")
+    _not_in_state = ("space", "pool", "_pool_ids", "_predictor", "_listed", "_listed_codes")
 
     def __init__(self, space: SearchSpace, rng: np.random.Generator, pool: Sequence[Any] | None = None, *,
                  predictor: str | Sequence[str], predictor_overrides: dict, candidates: str, acquisition: str,
@@ -168,9 +172,10 @@ class PredictorGuidedSearch(PoolMixin, QueryOptimizer):
         self.subset_size = subset_size
         self.ucb_beta = float(ucb_beta)
         self.max_random_draws = max_random_draws
-        self._listed: list | None = None  # every architecture of the pool/space ("full", "random_subset")
-        if candidates in ("full", "random_subset"):
+        self._listed: list | None = None  # every architecture of the pool/space ("full", "random_subset", "nearest")
+        if candidates in ("full", "random_subset", "nearest"):
             self._listed = self._list_architectures()
+        self._listed_codes: np.ndarray | None = None  # their encodings ("nearest"), computed on first use
         self._queue: list = []  # chosen by the last iteration, best first
         self._asked_ids: set[str] = set()
         self._first_obs: dict[str, Observation] = {}  # training data: each architecture's first answer
@@ -252,6 +257,8 @@ class PredictorGuidedSearch(PoolMixin, QueryOptimizer):
             proposed = self._children(self._parents())
         elif self.candidates == "neighbourhood":
             proposed = [c for parent in self._top(self.num_parents) for c in self._neighbours(parent.arch)]
+        elif self.candidates == "nearest":
+            proposed = self._nearest([o.arch for o in self._top(self.num_parents)])
         elif self.candidates == "full":
             proposed = self._listed
         else:  # random_subset
@@ -262,6 +269,24 @@ class PredictorGuidedSearch(PoolMixin, QueryOptimizer):
             if arch.id not in seen and self.in_pool(arch):
                 seen.add(arch.id)
                 out.append(arch)
+        return out
+
+    def _nearest(self, parents: list) -> list:
+        """The ``subset_size`` listed architectures not asked yet that are nearest any parent (L1 distance
+        between encodings; stable, so ties keep the list's order)."""
+        encoding = self.space.encodings[0]
+        if self._listed_codes is None:
+            self._listed_codes = np.asarray(self.space.encode(self._listed, encoding), dtype=np.float32)
+        parent_codes = np.asarray(self.space.encode(parents, encoding), dtype=np.float32)
+        distance = np.min([np.abs(self._listed_codes - code).sum(axis=1) for code in parent_codes], axis=0)
+        order = np.argsort(distance, kind="stable")
+        out = []
+        for i in order:
+            arch = self._listed[int(i)]
+            if arch.id not in self._asked_ids:
+                out.append(arch)
+                if len(out) == self.subset_size:
+                    break
         return out
 
     def _top(self, k: int) -> list[Observation]:

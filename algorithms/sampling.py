@@ -4,8 +4,8 @@ Neural Architecture Search", arXiv:2011.12043; only the abstract is available to
 Predictor-based NAS scores candidate architectures with a proxy (a performance predictor) and evaluates the
 maximisers. The candidate set is the lever the paper studies: scoring every architecture (``"full"``),
 a uniform random subset (``"random_subset"``) or a *smart* subset -- the mutation neighbourhoods of the
-current best (``"neighbourhood"``) or an evolutionary pool of tournament parents' children
-(``"evolution"``). The strategies themselves live in :mod:`algorithms.predictor_search` (one search loop,
+current best (``"neighbourhood"``), an evolutionary pool of tournament parents' children
+(``"evolution"``) or the cells nearest the current best by encoding distance (``"nearest"``). The strategies themselves live in :mod:`algorithms.predictor_search` (one search loop,
 the candidate set a hyper-parameter); this module holds the measurement.
 
 **Sample efficiency gain** (our definition; the paper's exact formula is not in the abstract). For a

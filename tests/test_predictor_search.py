@@ -76,6 +76,12 @@ def test_candidate_sets_follow_their_definition():
             assert set(ids) == expected
         elif candidates == "full":
             assert set(ids) == {a.id for a in space.all_archs()} - optimizer._asked_ids
+        elif candidates == "nearest":  # the 30 unasked cells nearest the 2 best, by encoding distance
+            unasked = [a for a in space.all_archs() if a.id not in optimizer._asked_ids]
+            codes, tops = space.encode(unasked), space.encode([p.arch for p in top])
+            distance = np.abs(codes[:, None, :] - tops[None]).sum(-1).min(1)
+            assert len(chosen) == 30
+            assert max(distance[[a.id for a in unasked].index(i)] for i in ids) <= np.sort(distance)[29]
         elif candidates == "random_subset":
             assert 30 - 10 <= len(chosen) <= 30
             again = optimizer.candidate_set()

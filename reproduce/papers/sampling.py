@@ -3,8 +3,9 @@
 The claim: predictor-based NAS loses sample efficiency dramatically when its proxy is computed on a
 (random) subset of the space instead of all of it, and a smartly chosen subset regains it. We test it by
 running one predictor-based search (the registered ``neural_predictor``: GCN, greedy) with different
-candidate sets -- the full space, uniform random subsets of several sizes, and two smart subsets (the
-neighbourhoods of the best architectures, an evolutionary pool) -- on NAS-Bench-201 CIFAR-10 and on our
+candidate sets -- the full space, uniform random subsets of several sizes, and three smart subsets (the
+neighbourhoods of the best architectures, an evolutionary pool, the pool cells nearest the best by
+encoding distance) -- on NAS-Bench-201 CIFAR-10 and on our
 NAS-Bench-101 cells (~7 % of the space with data), plus random search as the baseline.
 
 ``run(scale, out)`` writes:
