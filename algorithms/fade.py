@@ -20,12 +20,17 @@ Only the paper's abstract is available; every detail below is a documented decis
   never compared.
 * **Baselines** at equal training budget: :func:`random_search` and :func:`bayesian_optimisation` (GP
   + expected improvement on the one-hot encoding).
+* **Ground truth** for multi-cell architectures (no table exists for S > 1): :class:`TrainedGroundTruth`
+  trains the discrete network (:class:`MultiCellNetwork`) briefly with the shared training loop
+  (:func:`algorithms.nn.train.fit_classifier`) and keeps the result in one JSON file per (architecture,
+  training settings, images), so no architecture is trained twice.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from itertools import product
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -37,12 +42,14 @@ from scipy.stats import norm, rankdata
 from torch import nn
 
 from algorithms.nn.nb201_supernet import NB201SearchCell
-from algorithms.nn.ops import ResNetBasicBlock
+from algorithms.nn.ops import NB201_OPS, ResNetBasicBlock
+from algorithms.nn.train import BriefTraining
 from algorithms.oneshot_baselines import DARTS
 from benchmarks.multicell import (MultiCellArch, MultiCellSpace, cell_of_resolution_stage, check_n_stages,
                                   resolution_stages)
-from benchmarks.nb201 import N_EDGES, OPS
-from nasrepro.errors import ConfigError, InvalidArchError
+from benchmarks.nb201 import EDGES, N_EDGES, OPS, NB201Arch
+from nasrepro.errors import CheckpointError, ConfigError, InvalidArchError
+from nasrepro.io import atomic_write_json
 
 SCORING_RULES = ("sum_log_softmax", "sum_softmax")
 STEP_RULES = ("rank_weighted", "best_member")
@@ -304,12 +311,184 @@ def train_region(region: Region, hparams: dict, seed: int, arrays: Any, out_dir:
     epoch_seconds = tuple(float(h["seconds"]) for h in result["history"])
     seconds = sum(epoch_seconds) if epoch_seconds else time.perf_counter() - t0
     alphas = {k: v.detach().cpu().numpy().astype(np.float64) for k, v in search.alphas.items()}
-    from nasrepro.io import atomic_write_json
     atomic_write_json(done, {"identity": identity, "alphas": {k: v.tolist() for k, v in alphas.items()},
                              "seconds": seconds, "epochs": result["epochs_done"], "epoch_seconds": epoch_seconds})
     (out_dir / "checkpoint.pt").unlink(missing_ok=True)  # finished: region.json holds what is needed
     return RegionResult(region, alphas, region_scores(alphas, region, scoring), seconds, result["epochs_done"],
                         epoch_seconds)
+
+
+# --------------------------------------------------------------------------------------------------
+# Ground truth for multi-cell architectures: brief training, cached
+# --------------------------------------------------------------------------------------------------
+class NB201Cell(nn.Module):
+    """One discrete NB201 cell: node ``i`` sums ``op(node j)`` over its edges ``(i, j)`` (NB201's InferCell);
+    affine BN, as NB201 evaluates architectures."""
+
+    def __init__(self, C: int, cell: NB201Arch):
+        super().__init__()
+        self.edges = nn.ModuleList(NB201_OPS[OPS[op]](C, C, 1, True) for op in cell.ops)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        nodes = [x]
+        for to_node in range(1, 4):
+            nodes.append(sum(self.edges[e](nodes[j]) for e, (i, j) in enumerate(EDGES) if i == to_node))
+        return nodes[-1]
+
+
+class MultiCellNetwork(nn.Module):
+    """The discrete network of a :class:`MultiCellArch`: the skeleton of :class:`MultiCellSupernet` (stem,
+    ``max(3, S)`` resolution stages of ``N`` cells split by ResNet reduction blocks, BN-ReLU, global pool,
+    linear), each cell the discrete cell of its stage. ``forward`` returns ``(logits, None)`` (no auxiliary
+    head), the output the shared training loop expects."""
+
+    def __init__(self, arch: MultiCellArch, C: int, N: int, num_classes: int = 10):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, C, 3, padding=1, bias=False), nn.BatchNorm2d(C))
+        layers: list[nn.Module] = []
+        width = C
+        for r in range(resolution_stages(arch.n_stages)):
+            if r:
+                layers.append(ResNetBasicBlock(width, 2 * width, 2))
+                width *= 2
+            cell = arch.cells[cell_of_resolution_stage(r, arch.n_stages)]
+            layers.extend(NB201Cell(width, cell) for _ in range(N))
+        self.layers = nn.Sequential(*layers)
+        self.lastact = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU())
+        self.classifier = nn.Linear(width, num_classes)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return self.classifier(self.lastact(self.layers(self.stem(x))).mean(dim=(2, 3))), None
+
+
+@dataclass(frozen=True)
+class GroundTruthSettings(BriefTraining):
+    """How an architecture is trained to get its ground truth (``fade.toml`` ``[ground_truth]``): the
+    network and data below, plus the optimiser schedule of :class:`~algorithms.nn.train.BriefTraining`.
+
+    The first ``valid_images`` images of a fixed permutation (``split_seed``) of the training split are
+    held out for validation accuracy; the next ``train_images`` train the network; the test split gives
+    test accuracy. Every architecture is trained with the same ``seed`` (same weight-init stream, data
+    order and augmentation): common random numbers make differences between architectures less noisy."""
+
+    channels: int
+    cells: int
+    image_size: int
+    batch_size: int
+    train_images: int
+    valid_images: int
+    split_seed: int
+    seed: int
+
+    @classmethod
+    def from_config(cls, values: dict) -> "GroundTruthSettings":
+        names = {f.name for f in fields(cls)}
+        unknown, missing = sorted(set(values) - names), sorted(names - set(values))
+        if unknown or missing:
+            raise ConfigError(f"fade.toml [ground_truth]: unknown key(s) {unknown}, missing key(s) {missing}")
+        return cls(**values)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()  # the optimiser settings
+        for f in fields(self):
+            value = getattr(self, f.name)
+            kind = int if f.type == "int" else (int, float)
+            if isinstance(value, bool) or not isinstance(value, kind):
+                raise ConfigError(f"fade [ground_truth]: {f.name} must be a {f.type}, got {value!r}")
+        for name in ("channels", "cells", "image_size", "batch_size", "train_images", "valid_images"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"fade [ground_truth]: {name} must be >= 1, got {getattr(self, name)}")
+
+    def schedule(self) -> BriefTraining:
+        return BriefTraining(**{f.name: getattr(self, f.name) for f in fields(BriefTraining)})
+
+
+def images_identity(arrays: Any) -> dict:
+    """What identifies a set of images in a cache key: name, sizes and a digest of the arrays' bytes."""
+    digest = hashlib.sha256()
+    for name in ("x_train", "y_train", "x_test", "y_test"):
+        digest.update(np.ascontiguousarray(getattr(arrays, name)).tobytes())
+    return {"name": arrays.name, "n_train": int(len(arrays.y_train)), "n_test": int(len(arrays.y_test)),
+            "sha256": digest.hexdigest()}
+
+
+class TrainedGroundTruth:
+    """Validation and test accuracy of multi-cell architectures by brief training, cached on disk.
+
+    One JSON file per key in ``folder``; the key is the sha256 of (architecture id, settings, images
+    identity, device type), and the file repeats that identity, so a foreign or stale file is never
+    mistaken for a result. Files are written atomically: an interrupted training leaves no file and is
+    simply trained again; a finished one is never trained twice."""
+
+    def __init__(self, settings: GroundTruthSettings, arrays: Any, folder: str | Path, device: str = "cpu"):
+        self.settings, self.arrays, self.folder = settings, arrays, Path(folder)
+        self.device = torch.device(device)
+        self.images = images_identity(arrays)
+        needed = settings.train_images + settings.valid_images
+        if needed > len(arrays.y_train):
+            raise ConfigError(f"fade [ground_truth]: train_images + valid_images = {needed} exceeds the "
+                              f"{len(arrays.y_train)} training images of {arrays.name}")
+        self.trainings = 0  # trained by this object (not found in the cache)
+
+    def identity(self, arch: MultiCellArch) -> dict:
+        return {"arch": arch.id, "settings": asdict(self.settings), "images": self.images,
+                "device": self.device.type}
+
+    def path(self, arch: MultiCellArch) -> Path:
+        key = hashlib.sha256(json.dumps(self.identity(arch), sort_keys=True).encode()).hexdigest()
+        return self.folder / f"{key[:24]}.json"
+
+    def cached(self, arch: MultiCellArch) -> dict | None:
+        """The stored result of ``arch`` under these settings, or None if it was never trained."""
+        path = self.path(arch)
+        if not path.is_file():
+            return None
+        try:
+            stored = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise CheckpointError(f"{path}: unreadable ground-truth cache entry ({exc}); delete it to retrain") from None
+        if not isinstance(stored, dict) or stored.get("identity") != self.identity(arch):
+            raise CheckpointError(f"{path}: holds another architecture or settings than its name says; "
+                                  f"delete it to retrain")
+        return stored["result"]
+
+    def query(self, arch: MultiCellArch) -> dict:
+        """``{"valid_acc", "test_acc", "seconds", ...}`` of ``arch``: from the cache, else trained now."""
+        found = self.cached(arch)
+        if found is not None:
+            return found
+        result = self._train(arch)
+        atomic_write_json(self.path(arch), {"identity": self.identity(arch), "result": result})
+        self.trainings += 1
+        return result
+
+    def _train(self, arch: MultiCellArch) -> dict:
+        from algorithms.nn.data import ImageBatches
+        from algorithms.nn.train import fit_classifier
+
+        s, arrays = self.settings, self.arrays
+        order = torch.randperm(len(arrays.y_train), generator=torch.Generator().manual_seed(s.split_seed)).numpy()
+        held_out = np.sort(order[:s.valid_images])
+        training = np.sort(order[s.valid_images:s.valid_images + s.train_images])
+        init_seed, data_seed = (int(x) for x in np.random.SeedSequence(s.seed).generate_state(2))
+        common = dict(batch_size=s.batch_size, mean=arrays.mean, std=arrays.std, resize_to=s.image_size)
+        train = ImageBatches(arrays.x_train[training], arrays.y_train[training], augment=True,
+                             crop_padding=4 * s.image_size // 32,
+                             generator=torch.Generator(device=self.device).manual_seed(data_seed), **common)
+        # evaluation draws nothing random; the generators only fix the device
+        valid = ImageBatches(arrays.x_train[held_out], arrays.y_train[held_out], shuffle=False,
+                             generator=torch.Generator(device=self.device), **common)
+        test = ImageBatches(arrays.x_test, arrays.y_test, shuffle=False,
+                            generator=torch.Generator(device=self.device), **common)
+        with torch.random.fork_rng(devices=[]):  # module initialisers draw from the global generator
+            torch.manual_seed(init_seed)
+            model = MultiCellNetwork(arch, s.channels, s.cells, arrays.num_classes).to(self.device)
+        t0 = time.perf_counter()
+        out = fit_classifier(model, train, {"valid": valid, "test": test}, s.schedule())
+        return {"valid_acc": out["valid_acc"], "test_acc": out["test_acc"], "valid_loss": out["valid_loss"],
+                "test_loss": out["test_loss"], "final_train_acc": out["history"][-1]["train_acc"],
+                "seconds": time.perf_counter() - t0,
+                "parameters": int(sum(p.numel() for p in model.parameters()))}
 
 
 # --------------------------------------------------------------------------------------------------

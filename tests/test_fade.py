@@ -7,11 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from algorithms.fade import (MultiCellSupernet, PseudoGradientEvolution, Region, RegionDARTS, rank_utilities,
+from dataclasses import asdict
+
+from algorithms.fade import (GroundTruthSettings, MultiCellNetwork, MultiCellSupernet, NB201Cell,
+                             PseudoGradientEvolution, Region, RegionDARTS, TrainedGroundTruth, rank_utilities,
                              region_around, region_scores, stage_key, train_region)
 from benchmarks.multicell import MultiCellArch, MultiCellSpace, cell_of_resolution_stage, resolution_stages
 from benchmarks.nb201 import N_EDGES, OPS, NB201Arch, NB201Space
-from nasrepro.errors import ConfigError, InvalidArchError
+from nasrepro.errors import CheckpointError, ConfigError, InvalidArchError
 
 
 # --------------------------------------------------------------------------------------------------
@@ -382,15 +385,16 @@ def test_figures_from_synthetic_results(tmp_path):
     evolution = {"runs": [{"seed": 0, "generations": gens}],
                  "baselines": {"random": g.uniform(80, 90, (3, 4)).tolist(), "bo": g.uniform(80, 90, (3, 4)).tolist()}}
     cost = {"rows": [{"n_stages": s, "seconds_per_step": float(s)} for s in (1, 2)]}
-    paths = (paper._correlation_figure({"regions": regions}, tmp_path) + paper._evolution_figure(evolution, tmp_path)
-             + paper._cost_figure(cost, tmp_path))
+    paths = (paper._correlation_figure({"regions": regions}, tmp_path / "c", "valid (%)")
+             + paper._evolution_figure(evolution, tmp_path / "e", "test (%)") + paper._cost_figure(cost, tmp_path))
     assert len(paths) == 6 and all(p.stat().st_size > 0 for p in paths)
 
 
 @pytest.mark.data
 def test_quick_pipeline_end_to_end_tiny_and_resumed(data_root, tmp_path, monkeypatch, one_torch_thread):
-    """The whole paper module at a toy size (2 regions, 1 generation, 2 depths): a valid headline with the
-    three claims and their figures; a second run finds every region finished and writes the same rows."""
+    """The whole paper module at a toy size (2 regions, 1 generation, 2 depths, at S = 1 and S = 2): a valid
+    headline with every claim and its figures; a second run finds every region and every trained architecture
+    finished and writes the same rows."""
     from reproduce.papers import fade as paper
     from reproduce.report import VERDICTS, Headline
 
@@ -399,18 +403,149 @@ def test_quick_pipeline_end_to_end_tiny_and_resumed(data_root, tmp_path, monkeyp
                          "stage_epochs": [1], "batch_size": 32}
     settings.correlation_regions, settings.generations = 2, 1
     settings.evolution = {**settings.evolution, "regions_per_generation": 2}
-    settings.baseline_seeds, settings.cost_stages, settings.cost_repeats, settings.cost_steps = [0], [1, 2], 2, 1
+    settings.evolution_seeds = [0]
+    settings.baseline_seeds, settings.cost_stages, settings.cost_repeats, settings.cost_steps = [0], [1, 4], 2, 1
     settings.bo = {**settings.bo, "n_init": 1, "n_candidates": 20}
+    settings.ground_truth = GroundTruthSettings(**{**asdict(settings.ground_truth), "channels": 4, "image_size": 8,
+                                                   "train_images": 64, "valid_images": 32, "epochs": 1,
+                                                   "batch_size": 32})
+    settings.multicell_correlation_regions, settings.multicell_generations = 2, 1
+    settings.multicell_region = {"open_slots": 1, "ops_per_slot": 2}
+    settings.multicell_evolution_seeds, settings.multicell_baseline_seeds = [0], [0]
     monkeypatch.setattr(paper.Settings, "load", classmethod(lambda cls, scale: settings))
     monkeypatch.setattr(paper, "_pool", lambda device: paper._Serial())
 
     headline = Headline.read(paper.run("quick", tmp_path))
-    assert len(headline.rows) == 3 and all(r.verdict in VERDICTS for r in headline.rows)
-    assert all((tmp_path / f).is_file() for f in headline.figures) and len(headline.figures) == 6
-    assert len(list((tmp_path / "runs" / "regions").glob("*/region.json"))) == 4
+    assert len(headline.rows) == 5 and all(r.verdict in VERDICTS for r in headline.rows)
+    assert all((tmp_path / f).is_file() for f in headline.figures) and len(headline.figures) == 10
+    assert len(list((tmp_path / "runs" / "regions").glob("*/region.json"))) == 8
     info = json.loads((tmp_path / "run_info.json").read_text())
-    assert (info["regions_trained"], info["regions_reused"], info["generations_restored"]) == (4, 0, 0)
+    assert (info["regions_trained"], info["regions_reused"], info["generations_restored"]) == (8, 0, 0)
+    trained = info["architectures_trained"]
+    # 2 regions x 2 members, the centres, RS and BO (2 evaluations each): some may coincide, none twice
+    assert 0 < trained == len(list((tmp_path / "runs" / "ground_truth").glob("*.json"))) <= 4 + 2 + 4
+    # cost vs depth: one cell pattern repeated in every stage, the same at every depth
+    patterns = {cell for r in info["cost"]["rows"] for cell in r["region"].split("/")}
+    assert len(patterns) == 1 and [r["region"].count("/") + 1 for r in info["cost"]["rows"]] == [1, 4]
     again = Headline.read(paper.run("quick", tmp_path))
-    assert [r.ours for r in again.rows[:2]] == [r.ours for r in headline.rows[:2]]
+    assert [r.ours for r in again.rows[:4]] == [r.ours for r in headline.rows[:4]]
     info = json.loads((tmp_path / "run_info.json").read_text())
-    assert (info["regions_trained"], info["regions_reused"], info["generations_restored"]) == (0, 2, 1)
+    assert (info["regions_trained"], info["regions_reused"], info["generations_restored"]) == (0, 4, 2)
+    assert info["architectures_trained"] == 0
+
+
+# --------------------------------------------------------------------------------------------------
+# Ground truth of multi-cell architectures (trained, cached)
+# --------------------------------------------------------------------------------------------------
+def _tiny_truth_settings(**changes) -> GroundTruthSettings:
+    base = dict(channels=4, cells=1, image_size=8, batch_size=16, train_images=48, valid_images=32, split_seed=0,
+                seed=0, epochs=1, learning_rate=0.05, lr_min=0.0, momentum=0.9, weight_decay=5e-4, grad_clip=5.0)
+    return GroundTruthSettings(**{**base, **changes})
+
+
+def test_multicell_network_uses_each_stages_cell(one_torch_thread):
+    arch = MultiCellArch.from_ops([3] * 6 + [0] * 6 + [1] * 6, 3)  # conv / none / skip cells
+    net = MultiCellNetwork(arch, C=4, N=2)
+    cells = [m for m in net.layers if isinstance(m, NB201Cell)]
+    assert len(cells) == 6
+    kinds = [{type(op).__name__ for op in cell.edges} for cell in cells]
+    assert kinds == [{"ReLUConvBN"}] * 2 + [{"Zero"}] * 2 + [{"Identity"}] * 2
+    logits, aux = net(torch.zeros(2, 3, 16, 16))
+    assert logits.shape == (2, 10) and aux is None
+    # an all-'none' cell outputs zeros: the network's output then ignores its input image
+    dead = MultiCellNetwork(MultiCellArch.from_ops([0] * 6, 1), C=4, N=1).eval()
+    x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(dead(x)[0], dead(torch.zeros_like(x))[0])
+
+
+def test_ground_truth_cache_trains_once_per_setting(tmp_path, one_torch_thread):
+    arch = MultiCellArch.from_ops([3, 1, 2, 0, 4, 3, 2, 2, 1, 3, 0, 1], 2)
+    truth = TrainedGroundTruth(_tiny_truth_settings(), _tiny_arrays(), tmp_path)
+    first = truth.query(arch)
+    assert truth.trainings == 1 and 0 <= first["valid_acc"] <= 100 and 0 <= first["test_acc"] <= 100
+    assert truth.query(arch) == first and truth.trainings == 1  # the second request does not retrain
+    # a fresh object (another process, a later run) finds the same file
+    again = TrainedGroundTruth(_tiny_truth_settings(), _tiny_arrays(), tmp_path)
+    assert again.cached(arch) == first and again.query(arch) == first and again.trainings == 0
+    # another setting, another architecture or other images: a different key, trained anew
+    longer = TrainedGroundTruth(_tiny_truth_settings(epochs=2), _tiny_arrays(), tmp_path)
+    assert longer.cached(arch) is None and longer.path(arch) != truth.path(arch)
+    longer.query(arch)
+    assert longer.trainings == 1 and len(list(tmp_path.glob("*.json"))) == 2
+    other_arch = MultiCellArch.from_ops([3, 1, 2, 0, 4, 3, 2, 2, 1, 3, 0, 2], 2)
+    assert truth.cached(other_arch) is None
+    assert TrainedGroundTruth(_tiny_truth_settings(), _tiny_arrays(n=97), tmp_path).cached(arch) is None
+
+
+def test_ground_truth_is_deterministic_and_refuses_foreign_files(tmp_path, one_torch_thread):
+    arch = MultiCellArch.from_ops([3, 1, 2, 0, 4, 3], 1)
+    a = TrainedGroundTruth(_tiny_truth_settings(), _tiny_arrays(), tmp_path / "a").query(arch)
+    b = TrainedGroundTruth(_tiny_truth_settings(), _tiny_arrays(), tmp_path / "b").query(arch)
+    assert (a["valid_acc"], a["test_acc"], a["valid_loss"]) == (b["valid_acc"], b["test_acc"], b["valid_loss"])
+    truth = TrainedGroundTruth(_tiny_truth_settings(), _tiny_arrays(), tmp_path / "a")
+    path = truth.path(arch)
+    stored = json.loads(path.read_text())
+    stored["identity"]["arch"] = "something else"
+    path.write_text(json.dumps(stored))
+    with pytest.raises(CheckpointError):
+        truth.query(arch)
+    path.write_text("{ torn")
+    with pytest.raises(CheckpointError):
+        truth.query(arch)
+    assert path.read_text() == "{ torn"  # refused, not overwritten
+
+
+@pytest.mark.parametrize("change", [{"epochs": 0}, {"channels": 0}, {"learning_rate": "fast"}, {"cells": 1.5},
+                                    {"train_images": True}])
+def test_ground_truth_bad_settings(change):
+    with pytest.raises(ConfigError):
+        _tiny_truth_settings(**change)
+
+
+def test_ground_truth_settings_from_config():
+    from algorithms import read_config_file
+
+    values = dict(read_config_file("fade")["ground_truth"])
+    GroundTruthSettings.from_config(values)
+    with pytest.raises(ConfigError):
+        GroundTruthSettings.from_config({**values, "epoch": 3})
+    with pytest.raises(ConfigError):
+        GroundTruthSettings.from_config({k: v for k, v in values.items() if k != "seed"})
+    with pytest.raises(ConfigError):  # more images than the set holds
+        TrainedGroundTruth(_tiny_truth_settings(train_images=90, valid_images=10), _tiny_arrays(), "/nonexistent")
+
+
+# --------------------------------------------------------------------------------------------------
+# Claim 2's verdict: one-sided tests across seeds
+# --------------------------------------------------------------------------------------------------
+def test_mean_ci():
+    from reproduce.papers.fade import mean_ci
+
+    mean, half = mean_ci([1.0, 2.0, 3.0])
+    assert mean == 2.0 and half == pytest.approx(4.302653 * (1.0 / np.sqrt(3)), rel=1e-5)
+    assert np.isnan(mean_ci([5.0])[1])
+
+
+def test_search_verdict_rules():
+    from reproduce.papers.fade import search_verdict
+
+    baseline_low = [90.0, 90.5, 91.0, 90.2, 90.8, 90.1, 90.6, 90.3, 90.9, 90.4]
+    baseline_high = [95.0 + 0.1 * i for i in range(10)]
+    first, last = [80.0, 81.0, 79.0], [93.0, 93.5, 92.8]
+    clear = search_verdict(first, last, baseline_low, baseline_low, 0.05)
+    assert clear["verdict"] == "reproduced" and max(clear["p_improves"], clear["p_ahead_bo"]) < 0.05
+    # beats random search only: partial
+    assert search_verdict(first, last, baseline_low, baseline_high, 0.05)["verdict"] == "partial"
+    # better means are not enough: a FaDE mean above the baselines' with overlapping seeds is not significant
+    overlapping = search_verdict([92.0, 92.0, 92.0], [91.5, 93.5, 92.5], [92.0, 92.4, 92.6, 91.8, 92.3] * 2,
+                                 [92.0, 92.4, 92.6, 91.8, 92.3] * 2, 0.05)
+    assert overlapping["verdict"] == "not reached"
+    assert np.mean([91.5, 93.5, 92.5]) > np.mean([92.0, 92.4, 92.6, 91.8, 92.3])
+    # worse everywhere
+    assert search_verdict(last, first, baseline_low, baseline_low, 0.05)["verdict"] == "not reached"
+    # a single seed proves nothing: no paired test, and a one-sided Mann-Whitney p is at least 1/11 against 10
+    single = search_verdict([80.0], [96.0], baseline_low, baseline_low, 0.05)
+    assert np.isnan(single["p_improves"]) and single["p_ahead_random"] == pytest.approx(1 / 11)
+    assert single["verdict"] == "not reached"
+    # the threshold comes from the caller (fade.toml [verdicts])
+    assert search_verdict(first, last, baseline_low, baseline_low, 1e-9)["verdict"] == "not reached"

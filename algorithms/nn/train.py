@@ -301,3 +301,55 @@ def _run_cli(args: argparse.Namespace) -> int:
     print(f"{args.out}: {len(result.history)}/{config.epochs} epochs, {result.params_mb:.3f} M params"
           + (f", test acc {last['test_acc']:.2f} %" if last else ""))
     return 0
+
+
+# --------------------------------------------------------------------------------------------------
+# Any classifier, short schedule, no checkpoint (brief trainings used as ground truth, e.g. by FaDE)
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BriefTraining:
+    """The optimiser and schedule of :func:`fit_classifier` (SGD with momentum, cosine to ``lr_min``)."""
+
+    epochs: int
+    learning_rate: float
+    lr_min: float
+    momentum: float
+    weight_decay: float
+    grad_clip: float
+
+    def __post_init__(self) -> None:
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
+            raise ConfigError(f"brief training: epochs must be a positive integer, got {self.epochs!r}")
+        for name in ("learning_rate", "lr_min", "momentum", "weight_decay", "grad_clip"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value < 0:
+                raise ConfigError(f"brief training: {name} must be a non-negative number, got {value!r}")
+
+
+def fit_classifier(model: nn.Module, train: ImageBatches, evaluations: dict[str, ImageBatches],
+                   schedule: BriefTraining, progress: bool = False) -> dict:
+    """Train ``model`` (its forward returns ``(logits, auxiliary logits or None)``, as the DARTS networks')
+    on ``train`` for ``schedule.epochs`` epochs with the optimiser of :func:`train_network` (no auxiliary
+    head, no drop-path), then return ``{"history": [...], "<name>_acc": %, "<name>_loss": ...}`` for every
+    batch set of ``evaluations``. Runs start to end in one call: for trainings of seconds to minutes, where
+    a checkpoint would cost more than it saves."""
+    use_cuda = train.device.type == "cuda"
+    optimizer = torch.optim.SGD(model.parameters(), schedule.learning_rate, momentum=schedule.momentum,
+                                weight_decay=schedule.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, float(schedule.epochs), eta_min=schedule.lr_min)
+    # _train_epoch reads the auxiliary weight and the clipping norm from its config
+    epoch_config = argparse.Namespace(auxiliary_weight=0.0, grad_clip=schedule.grad_clip)
+    criterion = nn.CrossEntropyLoss()
+    history = []
+    for epoch in range(schedule.epochs):
+        started = time.perf_counter()
+        lr = optimizer.param_groups[0]["lr"]
+        loss, acc = _train_epoch(model, train, optimizer, criterion, epoch_config, use_cuda,
+                                 desc=f"epoch {epoch + 1}/{schedule.epochs}", progress=progress)
+        scheduler.step()
+        history.append({"epoch": epoch + 1, "lr": lr, "train_loss": loss, "train_acc": acc,
+                        "seconds": time.perf_counter() - started})
+    result: dict = {"history": history}
+    for name, batches in evaluations.items():
+        result[f"{name}_loss"], result[f"{name}_acc"] = evaluate(model, batches, use_cuda)
+    return result
