@@ -68,7 +68,7 @@ def add_reproduce_arguments(p: argparse.ArgumentParser) -> None:
                        help="the paper's budgets and seeds")
     p.add_argument("--out", type=Path, help="default results/<paper>/<scale> (with 'all': the results root)")
     p.add_argument("--only", metavar="GLOB",
-                   help="run only the runs whose name matches (drnas: e.g. 'nb201-cifar10-drnas-seed0'); finished "
+                   help="run only the runs whose name matches (drnas: e.g. 'cifar10-drnas_*-seed0'); finished "
                         "runs are still reported, the rest are 'not run'. For spreading a full run over sessions")
     p.set_defaults(func=cmd_reproduce, scale="quick")
 

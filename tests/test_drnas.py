@@ -96,10 +96,16 @@ def test_every_config_section_builds_and_meta_is_documented():
         table = tomllib.load(fh)
     assert table["meta"]["source"] and table["meta"]["known_deviations"]
     classes = {"drnas": DrNAS, "darts": DARTS, "gdas": GDAS}
-    sections = [s for s in table if s != "meta" and not s.startswith("scale_")]
+    sections = [s for s in table if s not in ("meta", "nb201_table") and not s.startswith("scale_")]
     assert {"drnas_nb201", "darts_nb201", "gdas_nb201", "drnas_darts"} <= set(sections)
     for section in sections:
         make_search(classes[section.split("_")[0]], load_hparams("drnas", section), 0)
+    # the table's section per method, with every scale's overrides, builds too
+    from reproduce.papers.drnas import METHODS, nb201_overrides
+    assert set(table["nb201_table"]) == set(METHODS)
+    for method, section in table["nb201_table"].items():
+        for scale in ("quick", "full"):
+            make_search(classes[method], load_hparams("drnas", section, nb201_overrides(scale, section)), 0)
     with pytest.raises(ConfigError, match="unknown"):
         make_search(DrNAS, load_hparams("drnas", "drnas_nb201", {"learning_rate": 0.1}), 0)
 
@@ -203,17 +209,18 @@ def test_only_runs_the_selected_searches_and_reports_the_rest_as_not_run(tmp_pat
     monkeypatch.setattr(paper, "_run_jobs", fake_run_jobs)
     monkeypatch.setattr(paper, "_load_images", lambda name: None)
     with pytest.raises(ConfigError, match="matches no run"):
-        paper.run("quick", tmp_path, only="nb201-cifar10-nothing-*")
+        paper.run("quick", tmp_path, only="cifar10-nothing-*")
     # a DARTS search finished in an earlier session (same identity) is reported, not rerun
     darts_job = {"kind": "nb201", "method": "darts", "section": "darts_nb201",
-                 "overrides": {k: v for k, v in load_hparams("drnas", "scale_quick_nb201").items() if k != "seeds"},
+                 "overrides": paper.nb201_overrides("quick", "darts_nb201"),
                  "seed": 0, "dataset": "cifar10", "images": "cifar10-subset", "device": "cpu",
-                 "out": str(tmp_path / "runs" / "nb201-cifar10-darts-seed0")}
+                 "out": str(tmp_path / "runs" / "cifar10-darts_nb201-seed0")}
     Path(darts_job["out"]).mkdir(parents=True)
     earlier = {k: v for k, v in fake_result(darts_job).items() if k != "job"}
     (Path(darts_job["out"]) / "result.json").write_text(json.dumps(earlier))
-    headline = Headline.read(paper.run("quick", tmp_path, only="nb201-cifar10-drnas-seed*"))
-    assert sorted(ran) == ["nb201-cifar10-drnas-seed0", "nb201-cifar10-drnas-seed1", "nb201-cifar10-drnas-seed2"]
+    headline = Headline.read(paper.run("quick", tmp_path, only="cifar10-drnas_nb201_progressive-seed*"))
+    assert sorted(ran) == ["cifar10-drnas_nb201_progressive-seed0", "cifar10-drnas_nb201_progressive-seed1",
+                          "cifar10-drnas_nb201_progressive-seed2"]
     rows = {r.claim.split(": ")[1].split(" derived")[0]: r for r in headline.rows if "cifar10:" in r.claim}
     assert rows["DrNAS"].seeds == 3 and rows["DrNAS"].verdict != "not run"
     assert rows["DARTS (1st order)"].seeds == 1  # the earlier run

@@ -1,11 +1,13 @@
 """DrNAS (Chen et al., ICLR 2021): the NAS-Bench-201 table, the search-trajectory figure, a DARTS-space search.
 
 ``run(scale, out)``: for every dataset whose images are present (CIFAR-10 here), DrNAS, DARTS (first
-order) and GDAS search the NB201 space over the configured seeds; the derived cell is looked up in
-NAS-Bench-201 (valid/test, mean +- std over seeds) and set beside the paper's row. Each search records,
-per epoch, the argmax cell and 100 cells drawn from the current architecture distribution with their
-NB201 accuracy: the search-trajectory figure. A DrNAS search of the DARTS space (progressive) produces a
-genotype. Settings: ``algorithms/configs/drnas.toml`` (sections per method, ``scale_*`` overrides).
+order) and GDAS search the NB201 space over the configured seeds, each with the section named in
+``[nb201_table]`` (DrNAS progressive, as the official README's NB201 command; DARTS and GDAS plain); the
+derived cell is looked up in NAS-Bench-201 (valid/test, mean +- std over seeds) and set beside the
+paper's row. Each search records, per epoch, the argmax cell and 100 cells drawn from the current
+architecture distribution with their NB201 accuracy: the search-trajectory figure. A DrNAS search of the
+DARTS space (progressive) produces a genotype. Settings: ``algorithms/configs/drnas.toml`` (sections per
+method, ``[nb201_table]``, ``scale_*`` overrides).
 
 Scales: ``quick`` runs on CPU in minutes (tiny network, 16-px images, the 5,000-image subset): it checks
 the pipeline end to end and is *not* a reproduction of the paper's numbers; ``full`` is the paper's
@@ -50,15 +52,16 @@ IMAGES = {"quick": {"cifar10": "cifar10-subset"},
 
 
 def run(scale: str, out: Path, only: str | None = None) -> Path:
-    """``only``: a glob over run names (``nb201-cifar10-drnas-seed0``, ``darts-cifar10-drnas-seed0``, ...): only
-    those run; runs finished earlier in ``out`` are still reported, the others are "not run"."""
+    """``only``: a glob over run names, ``<dataset>-<section>-seed<n>`` (``cifar10-drnas_nb201_progressive-seed0``,
+    ``cifar10-drnas_darts-seed0``, ...; the section is in the name, so switching sections never meets the other
+    one's checkpoint). Only those run; runs finished earlier in ``out`` are still reported, the rest "not run"."""
     if scale not in ("quick", "full"):
         raise ConfigError(f"drnas: scale must be 'quick' or 'full', got {scale!r}")
     out = Path(out)
     started = datetime.now(timezone.utc)
     device = _device(scale)
-    scale_nb201 = load_hparams("drnas", f"scale_{scale}_nb201")
-    seeds = [int(s) for s in scale_nb201.pop("seeds")]  # recorded in run_info.json
+    seeds = [int(s) for s in load_hparams("drnas", f"scale_{scale}_nb201")["seeds"]]  # recorded in run_info.json
+    sections = load_hparams("drnas", "nb201_table")
     rows, unavailable, jobs = [], {}, []
     for dataset, images in IMAGES[scale].items():
         try:
@@ -68,14 +71,16 @@ def run(scale: str, out: Path, only: str | None = None) -> Path:
             continue
         for method in METHODS:
             for seed in seeds:
-                jobs.append({"kind": "nb201", "method": method, "section": f"{method}_nb201",
-                             "overrides": scale_nb201, "seed": seed, "dataset": dataset, "images": images,
-                             "device": device, "out": str(out / "runs" / f"nb201-{dataset}-{method}-seed{seed}")})
+                section = sections[method]
+                jobs.append({"kind": "nb201", "method": method, "section": section,
+                             "overrides": nb201_overrides(scale, section), "seed": seed, "dataset": dataset,
+                             "images": images, "device": device,
+                             "out": str(out / "runs" / f"{dataset}-{section}-seed{seed}")})
     scale_darts = load_hparams("drnas", f"scale_{scale}_darts")
     for seed in [int(s) for s in scale_darts.pop("seeds")]:
         jobs.append({"kind": "darts", "method": "drnas", "section": "drnas_darts", "overrides": scale_darts,
                      "seed": seed, "dataset": "cifar10", "images": IMAGES[scale]["cifar10"], "device": device,
-                     "out": str(out / "runs" / f"darts-cifar10-drnas-seed{seed}")})
+                     "out": str(out / "runs" / f"cifar10-drnas_darts-seed{seed}")})
     if only is not None:
         names = [Path(job["out"]).name for job in jobs]
         if not any(fnmatch.fnmatchcase(name, only) for name in names):
@@ -126,7 +131,8 @@ def run(scale: str, out: Path, only: str | None = None) -> Path:
                                                       "final_test": r.get("final_test"),
                                                       "epochs_done": r["epochs_done"],
                                                       # wall time of the search epochs, summed over sessions
-                                                      "search_seconds": round(sum(h["seconds"] for h in r["history"]), 1)}
+                                                      "search_seconds": round(sum(h["seconds"]
+                                                                                  for h in r["history"]), 1)}
                          for r in results}}
     atomic_write_json(out / "run_info.json", run_info)
     atomic_write_text(out / "results.md", _markdown(headline.to_dict(), run_info))
@@ -136,6 +142,15 @@ def run(scale: str, out: Path, only: str | None = None) -> Path:
 # --------------------------------------------------------------------------------------------------
 # Searches
 # --------------------------------------------------------------------------------------------------
+def nb201_overrides(scale: str, section: str) -> dict:
+    """The scale's overrides of an NB201 section: the shared ones plus those for its kind (one stage:
+    ``_plain``; several: ``_progressive``), which set the schedule."""
+    stages = len(load_hparams("drnas", section)["stage_epochs"])
+    kind = "plain" if stages == 1 else "progressive"
+    shared = {k: v for k, v in load_hparams("drnas", f"scale_{scale}_nb201").items() if k != "seeds"}
+    return {**shared, **load_hparams("drnas", f"scale_{scale}_nb201_{kind}")}
+
+
 def _device(scale: str) -> str:
     import torch
 
