@@ -226,7 +226,7 @@ def test_paper_module_end_to_end(nb201, tmp_path, monkeypatch):
     summary = json.loads((tmp_path / "summary.json").read_text())
     task = summary["tasks"][0]
     assert {v["name"] for v in task["variants"]} == {"random_search", "full", "neighbourhood", "evolution",
-                                                     "random_subset_50"}
+                                                     "nearest", "random_subset_50"}
     assert all(v["n_runs"] == 2 for v in task["variants"])
     assert task["neighbours_near_the_top"] == 24
     # candidate-set sizes measured from the runs' checkpoints: full scores (almost) all 15,625 cells,
