@@ -142,13 +142,20 @@ def write_report(results: Path) -> Path:
     return report
 
 
+def headline_table(rows: Any) -> list[str]:
+    """Headline rows (:class:`HeadlineRow` or their dicts) as the lines of a Markdown table, header first:
+    the one table every paper's ``results.md`` and ``REPORT.md`` print."""
+    lines = ["| claim | paper | ours | seeds | verdict | note |", "|---|---|---|---|---|---|"]
+    for row in rows:
+        r = row if isinstance(row, dict) else asdict(row)
+        cells = [r["claim"], r["paper"], r["ours"], str(r["seeds"]), r["verdict"], r["note"]]
+        lines.append("| " + " | ".join(_md_cell(str(c)) for c in cells) + " |")
+    return lines
+
+
 def _section(headline: Headline, folder: Path, results: Path) -> list[str]:
     lines = [f"### Scale: {headline.scale}", "",
-             f"Command: `{headline.command}` — date: {headline.date}", "",
-             "| claim | paper | ours | seeds | verdict | note |", "|---|---|---|---|---|---|"]
-    for row in headline.rows:
-        cells = [row.claim, row.paper, row.ours, str(row.seeds), row.verdict, row.note]
-        lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
+             f"Command: `{headline.command}` — date: {headline.date}", "", *headline_table(headline.rows)]
     if not headline.rows:
         lines.append("| (no headline numbers) | | | | | |")
     lines.append("")

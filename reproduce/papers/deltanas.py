@@ -47,7 +47,7 @@ from nasrepro.io import atomic_write_json, atomic_write_text
 from reproduce import compare, figures
 from reproduce.executors import default_workers, make_executor
 from reproduce.papers import runs_dir
-from reproduce.report import SCALES, Headline, HeadlineRow
+from reproduce.report import Headline, HeadlineRow, SCALES, headline_table
 from reproduce.runner import Experiment, load_benchmark, run_experiment
 
 TITLE = "Delta-NAS: Difference of Architecture Encoding for Predictor-based Evolutionary NAS (WACV 2025)"
@@ -681,10 +681,7 @@ def _markdown(headline: Headline, details: dict, sections: list[str], settings: 
              f"{details['cpus']} CPUs; {settings.seeds} seeds, {settings.budgets[-1]} queries per search.", "",
              "Only the paper's abstract is available: its claims are qualitative, and every design decision is a "
              "documented, switchable setting in `algorithms/configs/deltanas.toml` (see `known_deviations`).", "",
-             "| claim | paper | ours | seeds | verdict | note |", "|---|---|---|---|---|---|"]
-    for r in headline.rows:
-        cells = [r.claim, r.paper, r.ours, str(r.seeds), r.verdict, r.note]
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+             *headline_table(headline.rows)]
     lines += ["", "## Predictor quality (mean Kendall tau ± std / Spearman rho over seeds; held-out "
                   f"{settings.table_test_size} architectures)", ""]
     summary = details["predictor_table"]

@@ -31,7 +31,7 @@ from algorithms.nn.search import load_hparams
 from nasrepro.errors import ConfigError, DataError
 from nasrepro.io import atomic_write_json, atomic_write_text
 from reproduce import figures
-from reproduce.report import Headline, HeadlineRow
+from reproduce.report import Headline, HeadlineRow, headline_table
 
 TITLE = "DrNAS: Dirichlet Neural Architecture Search (ICLR 2021)"
 METHODS = {"drnas": "DrNAS", "darts": "DARTS (1st order)", "gdas": "GDAS"}
@@ -288,10 +288,7 @@ def _markdown(headline: dict, run_info: dict) -> str:
     lines = [f"# {headline['title']}", "",
              f"Scale: **{headline['scale']}** on {run_info['device']} — `{headline['command']}` — {headline['date']} "
              f"({run_info['seconds']:.0f} s; seeds {', '.join(map(str, run_info['seeds']))})", "",
-             "| claim | paper | ours | seeds | verdict | note |", "|---|---|---|---|---|---|"]
-    for r in headline["rows"]:
-        cells = [r["claim"], r["paper"], r["ours"], r["seeds"], r["verdict"], r["note"]]
-        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
+             *headline_table(headline["rows"])]
     lines.append("")
     for f in headline["figures"]:
         if f.endswith(".png"):

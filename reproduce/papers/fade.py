@@ -45,7 +45,7 @@ from benchmarks.multicell import MultiCellArch, MultiCellSpace, resolution_stage
 from nasrepro.errors import ConfigError, DataError
 from nasrepro.io import atomic_write_json, atomic_write_text
 from reproduce import figures
-from reproduce.report import Headline, HeadlineRow
+from reproduce.report import Headline, HeadlineRow, headline_table
 
 TITLE = "FaDE: DARTS ranks on finite regions of hierarchical spaces + pseudo-gradient evolution (IDA 2024)"
 PAPER_RANK_CORRELATION = 0.8  # third-party summary of the paper, CIFAR-10
@@ -828,10 +828,7 @@ def _markdown(headline: dict, info: dict) -> str:
              f"{info.get('regions_trained', 0)}, reused finished from runs/: {info.get('regions_reused', 0)}, "
              f"evolution generations restored: {info.get('generations_restored', 0)}; architectures trained for "
              f"ground truth: {info.get('architectures_trained', 0)})", "",
-             "| claim | paper | ours | seeds | verdict | note |", "|---|---|---|---|---|---|"]
-    for r in headline["rows"]:
-        cells = [r["claim"], r["paper"], r["ours"], r["seeds"], r["verdict"], r["note"]]
-        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
+             *headline_table(headline["rows"])]
     lines.append("")
     for key, title in (("evolution", "Evolution, S = 1 (per generation)"),
                        ("multicell_evolution", "Evolution, multi-cell (per generation)")):

@@ -48,7 +48,7 @@ from nasrepro.errors import ConfigError, DataError
 from nasrepro.io import atomic_write_json, atomic_write_text
 from reproduce import compare, figures
 from reproduce.executors import make_executor
-from reproduce.report import Headline, HeadlineRow
+from reproduce.report import Headline, HeadlineRow, headline_table
 from reproduce.runner import RunSpec, check_run_dir, load_benchmark, run_one_job
 from reproduce.runner import read_checkpoint  # the one reader of the runner's format
 
@@ -439,10 +439,7 @@ def markdown(headline: dict, analyses: list[dict], summary: dict) -> str:
              "('<= ...'); verdicts compare such bounds conservatively. Verdict p-values are log-rank tests, "
              "Benjamini-Hochberg adjusted over the rows below; a smart subset is tested against the random "
              "subset nearest to its measured candidate-set size.", "",
-             "| claim | paper | ours | seeds | verdict | note |", "|---|---|---|---|---|---|"]
-    for r in headline["rows"]:
-        cells = [r["claim"], r["paper"], r["ours"], r["seeds"], r["verdict"], r["note"]]
-        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
+             *headline_table(headline["rows"])]
     for task in analyses:
         lines += ["", f"## Queries to reach the target: {task['label']} {task['dataset']} "
                       f"({task['n_archs']:,} architectures with data, budget {task['budget']} queries)", "",
