@@ -11,6 +11,8 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from multiprocessing import get_context
 from typing import Any, Callable, Iterable, Iterator
 
+from tqdm import tqdm
+
 from nasrepro.errors import ConfigError, NasReproError
 
 EXECUTORS = ("local", "ray")
@@ -24,6 +26,13 @@ def default_workers() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
         return max(1, os.cpu_count() or 1)
+
+
+def map_with_progress(pool: Any, fn: Callable, items: Iterable, desc: str, unit: str = "job") -> Iterator:
+    """``pool.map(fn, items)`` (any executor with ``map``) behind a progress bar: long reproductions show
+    how far they are, also when their output goes to a log file."""
+    items = list(items)
+    return iter(tqdm(pool.map(fn, items), total=len(items), desc=desc, unit=unit, leave=False))
 
 
 def make_executor(kind: str, workers: int | None = None, address: str | None = None) -> "Executor":

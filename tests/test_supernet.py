@@ -172,10 +172,17 @@ def test_gdas_hard_forward_runs_one_op_per_edge():
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_fused_cell_computes_the_per_edge_cell(channels_last):
+@pytest.mark.parametrize("partial_k,pruned", [(1, False), (4, False), (2, True)])
+def test_fused_cell_computes_the_per_edge_cell(channels_last, partial_k, pruned):
     torch.manual_seed(0)
-    cell, fused = NB201SearchCell(8), FusedNB201SearchCell(8)
-    fused.load_from_cell(cell)
+    cell, fused = NB201SearchCell(8, partial_k), FusedNB201SearchCell(8, partial_k)
+    mask = torch.rand(6, 5).argsort(dim=1) < 3 if pruned else torch.ones(6, 5, dtype=torch.bool)
+    for e, mixed in enumerate(cell.edges):  # pruned: other ops on every edge, as after a progressive stage
+        mixed.set_active(mask[e])
+    for m in cell.modules():  # non-trivial BN statistics, so that translating them matters
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+    fused.load_state_dict(fused.fused_state(cell.state_dict()))
     assert sum(p.numel() for p in fused.parameters()) == sum(p.numel() for p in cell.parameters())
     x = torch.randn(4, 8, 6, 6)
     if channels_last:
@@ -185,27 +192,85 @@ def test_fused_cell_computes_the_per_edge_cell(channels_last):
     x_cell, x_fused = x.clone().requires_grad_(), x.clone().requires_grad_()
     out_cell, out_fused = cell(x_cell, w_cell), fused(x_fused, w_fused)
     assert torch.allclose(out_cell, out_fused, atol=1e-5)
-    assert out_fused.is_contiguous(memory_format=torch.channels_last) == channels_last
+    if partial_k == 1:  # (the channel shuffle of partial channels returns NCHW, in both cells)
+        assert out_fused.is_contiguous(memory_format=torch.channels_last) == channels_last
     grad = torch.randn_like(out_cell)
     (out_cell * grad).sum().backward()
     (out_fused * grad).sum().backward()
-    assert torch.allclose(w_cell.grad, w_fused.grad, atol=1e-4)
+    # a pruned op is skipped (no gradient to its weight) by one cell and weighted 0 by the other
+    assert torch.allclose(w_cell.grad.where(mask, 0.0), w_fused.grad.where(mask, 0.0), atol=1e-4)
     assert torch.allclose(x_cell.grad, x_fused.grad, atol=1e-5)
-    conv3x3 = NB201_NAMES.index("nor_conv_3x3")
-    for src, edges in enumerate(fused.out_edges):  # weight gradients and BN statistics, edge by edge
-        per_edge = torch.cat([cell.edges[e].ops[conv3x3][1].weight.grad for e in edges])
-        assert torch.allclose(per_edge, fused.conv3x3[src].weight.grad, atol=1e-4)
-        stats = torch.cat([cell.edges[e].ops[conv3x3][2].running_var for e in edges])
-        assert torch.allclose(stats, fused.bn3x3[src].running_var, atol=1e-6)
+    # weight gradients and BN statistics, edge by edge, through the name translation (a pruned op's BN
+    # statistics move in the fused cell only, where it still runs; nothing uses them)
+    translated = fused.per_edge_state({**fused.state_dict(), **{n: p.grad for n, p in fused.named_parameters()}})
+    for name, value in cell.state_dict().items():
+        edge, op = (int(i) for i in name.split(".")[1:4:2]) if ".ops." in name else (0, 0)
+        if name.endswith(("running_mean", "running_var", "active")) and mask[edge, op]:
+            assert torch.allclose(translated[name].to(value.dtype), value, atol=1e-6), name
+    for name, p in cell.named_parameters():
+        assert torch.allclose(translated[name], p.grad if p.grad is not None else torch.zeros_like(p), atol=1e-4), name
 
 
-def test_fused_cells_only_for_the_plain_nb201_search():
+def test_fused_state_translation_round_trips_and_refuses_partial_input():
+    fused = FusedNB201SearchCell(8, 2)
+    state = {n: torch.randn(t.shape) if t.is_floating_point() else t for n, t in fused.state_dict().items()}
+    back = fused.fused_state(fused.per_edge_state(state))
+    assert back.keys() == state.keys() and all(torch.equal(back[n], state[n]) for n in state)
+    per_edge = fused.per_edge_state(state)
+    del per_edge["edges.0.ops.3.1.weight"]
+    with pytest.raises(ValueError, match="incomplete"):
+        fused.fused_state(per_edge)
+
+
+def test_fused_cells_need_soft_mixing_on_nb201():
     from algorithms.drnas import DrNAS
     base = dict(channels=4, cells=1, precision="fp32", channels_last=False)
-    search = make_search(DrNAS, load_hparams("drnas", "drnas_nb201", {**base, "fused_cells": True}), 0)
-    search.adapt_search_space("nb201", "cifar10")
-    assert isinstance(search.model.cells[0], FusedNB201SearchCell)
-    with pytest.raises(ConfigError, match="fused_cells"):
-        make_search(DrNAS, load_hparams("drnas", "drnas_nb201_progressive", {**base, "fused_cells": True}), 0)
+    for section in ("drnas_nb201", "drnas_nb201_progressive"):
+        search = make_search(DrNAS, load_hparams("drnas", section, {**base, "fused_cells": True}), 0)
+        search.adapt_search_space("nb201", "cifar10")
+        assert isinstance(search.model.cells[0], FusedNB201SearchCell)
     with pytest.raises(ConfigError, match="fused_cells"):
         make_search(GDAS, load_hparams("drnas", "gdas_nb201", {**base, "fused_cells": True}), 0)
+
+
+def test_fused_progressive_search_follows_the_per_edge_one_across_the_stage_change():
+    """Pruning and widening the fused network (through per-edge twins) gives the per-edge search's network:
+    same seed, same start, the same weights and momentum after the stage change and after one more step."""
+    from algorithms.drnas import DrNAS
+    x, y = torch.randn(16, 3, 8, 8), torch.randint(0, 10, (16,))
+    preference = torch.rand(6, 5, generator=torch.Generator().manual_seed(0))  # other kept ops on every edge
+    searches = []
+    for fused in (False, True):
+        hparams = load_hparams("drnas", "drnas_nb201_progressive",
+                               dict(channels=8, cells=1, image_size=8, precision="fp32", channels_last=False,
+                                    stage_epochs=[1, 1], arch_warmup_epochs=[1, 0], fused_cells=fused))
+        search = make_search(DrNAS, hparams, 0)
+        search.adapt_search_space("nb201", "cifar10")
+        if fused:  # the same initial weights (the two networks draw their initialisations in another order)
+            search.model.load_state_dict(search.model.fused_state(searches[0][1]))
+        start = {name: t.clone() for name, t in search.model.state_dict().items()}
+        search.new_epoch(0)
+        search.step((x, y), (x, y))
+        with torch.no_grad():
+            search.alphas["cell"].copy_(preference)
+        search.new_epoch(1)  # prune to 3 ops per edge and widen K 4 -> 2
+        widened = _state_with_momentum(search)
+        search.step((x, y), (x, y))
+        searches.append((search, start, widened, _state_with_momentum(search)))
+    (per_edge, _, *per_edge_states), (fused, _, *fused_states) = searches
+    assert torch.equal(per_edge.masks["cell"], fused.masks["cell"]) and not bool(fused.masks["cell"].all())
+    assert torch.allclose(per_edge.alphas["cell"], fused.alphas["cell"], atol=1e-6)
+    for expected, got in zip(per_edge_states, fused_states):
+        got = {kind: fused.model.per_edge_state(tensors) for kind, tensors in got.items()}
+        for kind, name, value in ((kind, n, v) for kind, tensors in expected.items() for n, v in tensors.items()):
+            # a pruned op's tensors are unused: the fused cell still runs it (BN statistics move) and SGD's
+            # weight decay still moves its weights, where the per-edge cell skips it
+            edge, op = (int(i) for i in name.split(".")[3:6:2]) if ".ops." in name else (0, 0)
+            if fused.masks["cell"][edge, op]:
+                assert torch.allclose(got[kind][name].to(value.dtype), value, atol=1e-5), (kind, name)
+
+
+def _state_with_momentum(search) -> dict:
+    names = {id(p): n for n, p in search.model.named_parameters()}
+    momentum = {names[id(p)]: s["momentum_buffer"] for p, s in search.weight_optimizer.state.items()}
+    return {"state": search.model.state_dict(), "momentum": momentum}

@@ -92,10 +92,9 @@ class SupernetSearch(OneShotOptimizer):
         if cuda_graphs and self.hard_forward:
             raise ConfigError(f"{self.name}: cuda_graphs needs the same ops every step (not a hard forward)")
         self.cuda_graphs = cuda_graphs
-        if fused_cells and (space != "nb201" or self.hard_forward or len(stage_epochs) != 1 or list(partial_k) != [1]):
-            # progressive stages prune and widen per edge; a hard forward runs one op per edge
-            raise ConfigError(f"{self.name}: fused_cells is for the plain NB201 search (one stage, full channels, "
-                              f"soft mixing); set fused_cells = false")
+        if fused_cells and (space != "nb201" or self.hard_forward):
+            # a hard forward runs one op per edge, which the per-node fusion cannot
+            raise ConfigError(f"{self.name}: fused_cells is for soft-mixing NB201 searches; set fused_cells = false")
         self.fused_cells = fused_cells
         # every random stream of the search is a generator seeded here, never the global state
         self._seeds = [int(s) for s in rng.integers(0, 2**62, size=4)]
@@ -306,7 +305,16 @@ class SupernetSearch(OneShotOptimizer):
                     if s.get("momentum_buffer") is not None}
         with self._seeded_init():
             new_model = self._build_model(new.partial_k)
-        momentum = widen_mixed_ops(self.model, new_model, momentum, self.init_generator)
+            if self.fused_cells:  # widening is defined per edge: widen per-edge twins, then fuse again
+                old_twin, new_twin = (type(m)(**{**m.config, "fused": False}).to(self.device)
+                                      for m in (self.model, new_model))
+        if self.fused_cells:
+            old_twin.load_state_dict(self.model.per_edge_state(self.model.state_dict()))
+            momentum = widen_mixed_ops(old_twin, new_twin, self.model.per_edge_state(momentum), self.init_generator)
+            new_model.load_state_dict(new_model.fused_state(new_twin.state_dict()))
+            momentum = new_model.fused_state(momentum)
+        else:
+            momentum = widen_mixed_ops(self.model, new_model, momentum, self.init_generator)
         self.model = new_model
         self.model.prune(self.masks)
         scheduler_state = self.scheduler.state_dict()

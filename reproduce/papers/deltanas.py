@@ -45,7 +45,7 @@ import benchmarks
 from nasrepro.errors import ConfigError
 from nasrepro.io import atomic_write_json, atomic_write_text
 from reproduce import compare, figures
-from reproduce.executors import default_workers, make_executor
+from reproduce.executors import default_workers, make_executor, map_with_progress
 from reproduce.papers import runs_dir
 from reproduce.report import Headline, HeadlineRow, SCALES, headline_table
 from reproduce.runner import Experiment, load_benchmark, run_experiment
@@ -416,7 +416,7 @@ def _pieces(jobs: list[dict]) -> list[dict]:
     todo = [job for job in jobs if _cached(job) is None]
     if todo:
         with make_executor("local", workers=min(default_workers(), len(todo))) as pool:
-            for _ in pool.map(_run_piece, todo):
+            for _ in map_with_progress(pool, _run_piece, todo, "Fig. 3 / table pieces", unit="piece"):
                 pass
     return [_cached(job) for job in jobs]
 

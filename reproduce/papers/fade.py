@@ -45,6 +45,7 @@ from benchmarks.multicell import MultiCellArch, MultiCellSpace, resolution_stage
 from nasrepro.errors import ConfigError, DataError
 from nasrepro.io import atomic_write_json, atomic_write_text
 from reproduce import figures
+from reproduce.executors import map_with_progress
 from reproduce.report import Headline, HeadlineRow, headline_table
 
 TITLE = "FaDE: DARTS ranks on finite regions of hierarchical spaces + pseudo-gradient evolution (IDA 2024)"
@@ -293,6 +294,13 @@ def _jobs(regions: list[Region], seeds: list[int], settings: Settings, out: Path
             for r, s in zip(regions, seeds)]
 
 
+def _train_regions(regions: list[Region], seeds: list[int], settings: Settings, out: Path, pool: Executor,
+                   device: str) -> list[dict]:
+    """Each region's supernet search (one worker each), in the order of ``regions``."""
+    return list(map_with_progress(pool, _region_job, _jobs(regions, seeds, settings, out, device), "regions",
+                                  unit="region"))
+
+
 def _nb201_accuracy(benchmark, archs: list[MultiCellArch], split: str, dataset: str = "cifar10") -> np.ndarray:
     return benchmark.query_many([a.to_nb201() for a in archs], dataset, split=split)
 
@@ -327,7 +335,7 @@ def _train_all(archs: list[MultiCellArch], context: dict, pool: Executor) -> tup
     is consulted first); returns ({arch id: result}, how many were trained now)."""
     unique = list({a.id: a for a in archs}.values())
     jobs = [{"context": context, "n_stages": a.n_stages, "arch": a.id} for a in unique]
-    results = list(pool.map(_ground_truth_job, jobs))
+    results = list(map_with_progress(pool, _ground_truth_job, jobs, "ground truth", unit="arch"))
     return {a.id: r for a, r in zip(unique, results)}, sum(r["trained_now"] for r in results)
 
 
@@ -341,7 +349,7 @@ def _correlation_experiment(settings: Settings, benchmark, out: Path, pool: Exec
     regions = [region_around(space.sample(rng), settings.open_slots, settings.ops_per_slot, rng)
                for _ in range(settings.correlation_regions)]
     seeds = [settings.correlation_seed] * len(regions)
-    results = list(pool.map(_region_job, _jobs(regions, seeds, settings, out, device)))
+    results = _train_regions(regions, seeds, settings, out, pool, device)
     per_region = []
     for region, res in zip(regions, results):
         members = region.members()
@@ -360,7 +368,7 @@ def _multicell_correlation_experiment(settings: Settings, out: Path, pool: Execu
     regions = [region_around(space.sample(rng), rng=rng, **settings.multicell_region)
                for _ in range(settings.multicell_correlation_regions)]
     seeds = [settings.correlation_seed] * len(regions)
-    results = list(pool.map(_region_job, _jobs(regions, seeds, settings, out, device)))
+    results = _train_regions(regions, seeds, settings, out, pool, device)
     truth, trained_now = _train_all([m for r in regions for m in r.members()], _truth_context(settings, out, device),
                                     pool)
     per_region = []
@@ -504,7 +512,7 @@ def _evolve(space: MultiCellSpace, settings: Settings, generations: int, seed: i
         regions = search.ask()
         g = search.generation
         seeds = [seed * 100_000 + g * 100 + i for i in range(len(regions))]
-        results = list(pool.map(_region_job, _jobs(regions, seeds, settings, out, device)))
+        results = _train_regions(regions, seeds, settings, out, pool, device)
         search.tell(regions, [np.asarray(r["scores"]) for r in results])
         trained_now += sum(not r["reused"] for r in results)
         record["generations"].append(_generation_entry(search, regions, [r["scores"] for r in results],
@@ -569,7 +577,7 @@ def _multicell_evolution_experiment(settings: Settings, out: Path, pool: Executo
              "bo": settings.bo, "gp": dict(read_config_file("predictors")["gp"])}
             for seed in settings.multicell_baseline_seeds]
     baselines = {"random": [], "bo": []}
-    for result in pool.map(_multicell_baseline_job, jobs):
+    for result in map_with_progress(pool, _multicell_baseline_job, jobs, "baselines", unit="run"):
         trained_now += result.pop("trained_now")
         for name, curve in result.items():
             baselines[name].append(curve)

@@ -47,7 +47,7 @@ from algorithms.sampling import (GainBounds, QueriesToTarget, Target, gain_bound
 from nasrepro.errors import ConfigError, DataError
 from nasrepro.io import atomic_write_json, atomic_write_text
 from reproduce import compare, figures
-from reproduce.executors import make_executor
+from reproduce.executors import make_executor, map_with_progress
 from reproduce.report import Headline, HeadlineRow, headline_table
 from reproduce.runner import RunSpec, check_run_dir, load_benchmark, run_one_job
 from reproduce.runner import read_checkpoint  # the one reader of the runner's format
@@ -113,7 +113,7 @@ def run(scale: str, out: Path) -> Path:
                 jobs.append((spec, folder, False, False))
     clock = time.perf_counter()
     with make_executor("local", workers=int(settings["workers"])) as pool:
-        for _ in pool.map(run_one_job, jobs):
+        for _ in map_with_progress(pool, run_one_job, jobs, "sampling runs", unit="run"):
             pass
     run_seconds = time.perf_counter() - clock
 

@@ -2,6 +2,7 @@
 
     python tests/perf/bench_supernet.py                 # paper scale (C=16, N=5, batch 64, 32 px) on the GPU
     python tests/perf/bench_supernet.py --quick         # the CPU quick scale (C=8, N=1, 16 px)
+    python tests/perf/bench_supernet.py --section drnas_nb201_progressive --stage 1   # a progressive stage
 
 One step = an architecture step on a validation batch + a weight step on a training batch (2 x batch
 images), with batches drawn from device-resident synthetic uint8 images through the real augmentation
@@ -44,16 +45,23 @@ VARIANTS = {
                                            compile=False, cuda_graphs=True, fused_cells=False),
     "fused_eager_fp32": dict(precision="fp32", channels_last=False, cudnn_benchmark=False, compile=False,
                              cuda_graphs=False, fused_cells=True),
-    # the configured NB201 setting (algorithms/configs/drnas.toml [drnas_nb201])
     "fused_bf16_channels_last_cuda_graphs": dict(precision="bf16", channels_last=True, cudnn_benchmark=True,
                                                  compile=False, cuda_graphs=True, fused_cells=True),
+    "fp32_channels_last_cuda_graphs": dict(precision="fp32", channels_last=True, cudnn_benchmark=True,
+                                           compile=False, cuda_graphs=True, fused_cells=False),
+    # the configured NB201 setting (algorithms/configs/drnas.toml [drnas_nb201], [drnas_nb201_progressive])
+    "fused_fp32_channels_last_cuda_graphs": dict(precision="fp32", channels_last=True, cudnn_benchmark=True,
+                                                 compile=False, cuda_graphs=True, fused_cells=True),
 }
+#: --section: the plain search, or a stage of the progressive one (K 4 with 5 ops, K 2 with 3 ops per edge)
+SECTIONS = ("drnas_nb201", "drnas_nb201_progressive")
 
 
 def bench(variant: str, args: argparse.Namespace) -> dict:
     overrides = dict(channels=args.channels, cells=args.cells, image_size=args.image_size,
                      batch_size=args.batch_size, **VARIANTS[variant])
-    search = make_search(DrNAS, load_hparams("drnas", "drnas_nb201", overrides), 0)
+    hparams = load_hparams("drnas", args.section, overrides)
+    search = make_search(DrNAS, hparams, 0)
     search.adapt_search_space("nb201", "cifar10", num_classes=10, device=args.device)
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (args.train_images, args.image_size, args.image_size, 3), dtype=np.uint8)
@@ -62,7 +70,8 @@ def bench(variant: str, args: argparse.Namespace) -> dict:
     data = ImageBatches(images, labels, batch_size=args.batch_size, mean=(0.5,) * 3, std=(0.25,) * 3, generator=gen,
                         augment=True, channels_last=search.channels_last, crop_padding=4 * args.image_size // 32)
     train, valid = data.split(0.5, torch.Generator().manual_seed(1))
-    search.new_epoch(0)
+    # the first epoch of the chosen stage that takes architecture steps (a later stage is pruned and widened)
+    search.new_epoch(sum(hparams["stage_epochs"][:args.stage]) + hparams["arch_warmup_epochs"][args.stage])
 
     losses = []
 
@@ -99,8 +108,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--variants", nargs="+", default=None, choices=list(VARIANTS))
+    p.add_argument("--section", default="drnas_nb201", choices=SECTIONS, help="the drnas.toml search setting")
+    p.add_argument("--stage", type=int, default=0, help="progressive stage to time (0 or 1)")
     p.add_argument("--out", type=Path)
     args = p.parse_args(argv)
+    stages = len(load_hparams("drnas", args.section)["stage_epochs"])
+    if not 0 <= args.stage < stages:
+        p.error(f"--stage must be below {stages} for {args.section}")
     if args.quick:
         args.channels, args.cells, args.image_size, args.train_images = 8, 1, 16, 5000
         args.steps, args.warmup = min(args.steps, 20), min(args.warmup, 3)
@@ -116,8 +130,8 @@ def main(argv: list[str] | None = None) -> int:
               f"epoch {r['epoch_s']:7.1f} s  100 epochs {r['search_100_epochs_min']:6.1f} min  "
               f"x{r['speedup_vs_first']:.2f}  loss {r['mean_train_loss_last_10']:.3f}  (warm-up {r['warmup_s']:.1f} s)",
               flush=True)
-    report = {"device": device_name, "torch": torch.__version__, "config": {k: v for k, v in vars(args).items()
-                                                                              if k != "out"}, "results": results}
+    report = {"device": device_name, "torch": torch.__version__, "section": args.section, "stage": args.stage,
+              "config": {k: v for k, v in vars(args).items() if k != "out"}, "results": results}
     if args.out:
         args.out.write_text(json.dumps(report, indent=2, default=str))
     return 0
