@@ -45,7 +45,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser("compare", help="compare finished runs (accuracy and regret at budgets)")
     p.add_argument("dirs", nargs="+", type=Path, metavar="DIR")
-    p.add_argument("--budgets", help="comma-separated query budgets, e.g. 50,100,300")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--budgets", help="comma-separated query budgets, e.g. 50,100,300")
+    which.add_argument("--time-budgets", metavar="SECONDS",
+                       help="comma-separated simulated training-time budgets in seconds, e.g. 1e4,3e4,1e5")
     p.add_argument("--format", default="table", choices=("table", "csv", "json"))
     p.add_argument("--plot", type=Path, metavar="FILE", help="write regret plots (FILE .png and .pdf)")
     p.set_defaults(func=cmd_compare)
@@ -146,8 +149,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from reproduce.compare import compare, parse_budgets
 
-    budgets = parse_budgets(args.budgets) if args.budgets is not None else None
-    text, figures = compare(args.dirs, budgets, args.format, args.plot)
+    if args.time_budgets is not None:
+        text, figures = compare(args.dirs, parse_budgets(args.time_budgets, "seconds"), args.format, args.plot,
+                                unit="seconds")
+    else:
+        budgets = parse_budgets(args.budgets) if args.budgets is not None else None
+        text, figures = compare(args.dirs, budgets, args.format, args.plot)
     sys.stdout.write(text)
     for path in figures:
         print(f"wrote {path}", file=sys.stderr)

@@ -1,4 +1,5 @@
-"""Compare finished runs: incumbent accuracy and regret at query budgets, mean and 95 % t-interval.
+"""Compare finished runs: incumbent accuracy and regret at query budgets or at simulated-time budgets,
+mean and 95 % t-interval.
 
 Regret is the best accuracy in the benchmark's table (for the run's dataset, split and epoch) minus the
 incumbent's accuracy. The metric is the incumbent's *test* accuracy (incumbent chosen by validation);
@@ -27,6 +28,7 @@ CONFIDENCE = 0.95
 #: regret floor on log-scale plots (a regret of exactly 0 has no logarithm)
 REGRET_FLOOR = 1e-3
 FORMATS = ("table", "csv", "json")
+BUDGET_UNITS = ("queries", "seconds")
 
 
 class NotATableError(DataError):
@@ -150,15 +152,18 @@ def default_budgets(groups: Sequence[Group]) -> list[int]:
     return grid + [longest]
 
 
-def parse_budgets(text: str) -> list[int]:
+def parse_budgets(text: str, unit: str = "queries") -> list[int] | list[float]:
+    """Comma-separated budgets: whole queries, or simulated seconds (``unit = "seconds"``)."""
+    option, kind = ("--budgets", int) if unit == "queries" else ("--time-budgets", float)
     budgets = []
     for part in text.split(","):
         try:
-            value = int(part.strip())
+            value = kind(part.strip())
         except ValueError:
-            raise ConfigError(f"--budgets: {part.strip()!r} is not an integer") from None
-        if value <= 0:
-            raise ConfigError(f"--budgets: budgets must be positive, got {value}")
+            raise ConfigError(f"{option}: {part.strip()!r} is not {'an integer' if kind is int else 'a number'}") \
+                from None
+        if not (value > 0 and math.isfinite(value)):
+            raise ConfigError(f"{option}: budgets must be positive, got {value}")
         budgets.append(value)
     return sorted(set(budgets))
 
@@ -179,17 +184,39 @@ def mean_ci(values: np.ndarray) -> tuple[float, float, float]:
     return mean, float(low), float(high)
 
 
-def summarise(groups: Sequence[Group], budgets: Sequence[int]) -> list[dict]:
-    """One record per (group, algorithm, budget); runs shorter than a budget are left out (``n``)."""
+def value_at(group: Group, run: LoadedRun, budget: float, unit: str = "queries") -> float | None:
+    """The run's incumbent accuracy after ``budget`` queries, or at ``budget`` simulated seconds (the last
+    incumbent whose cumulative training time fits); None when the run stopped short of the budget or had no
+    result yet by then."""
+    if unit == "queries":
+        return float(group.values(run)[budget - 1]) if len(run.queries) >= budget else None
+    if run.cumulative_seconds[-1] < budget:
+        return None
+    last = int(np.searchsorted(run.cumulative_seconds, budget, side="right")) - 1
+    return float(group.values(run)[last]) if last >= 0 else None
+
+
+def summarise(groups: Sequence[Group], budgets: Sequence[float], unit: str = "queries") -> list[dict]:
+    """One record per (group, algorithm, budget); runs shorter than a budget are left out (``n``).
+    ``unit``: budgets in queries or in simulated training seconds (``"seconds"``)."""
+    if unit not in BUDGET_UNITS:
+        raise ConfigError(f"unknown budget unit {unit!r}; choose from {', '.join(BUDGET_UNITS)}")
+    if unit == "seconds":
+        for g in groups:
+            if not any(r.cumulative_seconds[-1] > 0 for runs in g.runs.values() for r in runs):
+                raise DataError(f"{g.benchmark}-{g.dataset}: the runs carry no simulated training time; "
+                                f"compare them at query budgets")
     records = []
     for g in groups:
         for label, runs in g.runs.items():
             for budget in budgets:
-                acc = np.array([g.values(r)[budget - 1] for r in runs if len(r.queries) >= budget])
+                values = [value_at(g, r, budget, unit) for r in runs]
+                acc = np.array([v for v in values if v is not None], dtype=np.float64)
                 a_mean, a_low, a_high = mean_ci(acc)
                 r_mean, r_low, r_high = mean_ci(g.best_in_table - acc)
                 records.append({"benchmark": g.benchmark, "dataset": g.dataset, "metric": g.metric,
-                                "algorithm": label, "budget": int(budget), "n": int(len(acc)),
+                                "algorithm": label, "budget": int(budget) if unit == "queries" else float(budget),
+                                "budget_unit": unit, "n": int(len(acc)),
                                 "accuracy_mean": a_mean, "accuracy_low": a_low, "accuracy_high": a_high,
                                 "regret_mean": r_mean, "regret_low": r_low, "regret_high": r_high,
                                 "best_in_table": g.best_in_table})
@@ -224,10 +251,12 @@ def _table(group: Group, records: list[dict]) -> str:
     lines = [f"{group.benchmark} / {group.dataset}: incumbent {group.metric} accuracy (%) and regret, "
              f"mean ± 95% CI half-width [n runs]",
              f"  {group.reference_note}", f"  seeds: {seeds}"]
-    header = ["budget"] + [f"{label} {what}" for label in labels for what in ("acc", "regret")]
+    unit = records[0]["budget_unit"] if records else "queries"
+    header = [f"budget ({'queries' if unit == 'queries' else 'sim. s'})"] + [
+        f"{label} {what}" for label in labels for what in ("acc", "regret")]
     body = []
     for budget in sorted({r["budget"] for r in records}):
-        row = [str(budget)]
+        row = [str(budget) if unit == "queries" else f"{budget:g}"]
         for label in labels:
             rec = next(r for r in records if r["algorithm"] == label and r["budget"] == budget)
             row.append(_cell(rec["accuracy_mean"], rec["accuracy_high"], rec["n"]))
@@ -317,13 +346,17 @@ def _time_curves_or_none(group: Group, runs: list[LoadedRun]) -> tuple[Any, Any]
         return None, None
 
 
-def compare(paths: Sequence[Path], budgets: Sequence[int] | None = None, fmt: str = "table",
-            plot_path: Path | None = None, best_in_table: Any = None) -> tuple[str, list[Path]]:
-    """The text output (and plot files) for ``nasrepro compare``."""
+def compare(paths: Sequence[Path], budgets: Sequence[float] | None = None, fmt: str = "table",
+            plot_path: Path | None = None, best_in_table: Any = None,
+            unit: str = "queries") -> tuple[str, list[Path]]:
+    """The text output (and plot files) for ``nasrepro compare``; ``unit = "seconds"`` reads ``budgets`` as
+    simulated training seconds (then they must be given)."""
     if fmt not in FORMATS:
         raise ConfigError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
+    if unit == "seconds" and not budgets:
+        raise ConfigError("time budgets must be given (--time-budgets)")
     groups = group_runs(find_runs(paths), best_in_table)
     budgets = list(budgets) if budgets else default_budgets(groups)
-    text = render(groups, summarise(groups, budgets), fmt)
+    text = render(groups, summarise(groups, budgets, unit), fmt)
     figures = plot(groups, plot_path) if plot_path is not None else []
     return text, figures

@@ -70,6 +70,29 @@ def test_summary_at_budgets(runs):
     assert records[("beta", 2)]["accuracy_mean"] == pytest.approx(85.5)
 
 
+def test_summary_at_simulated_time_budgets(runs):
+    """10 simulated seconds per query: at 25 s a run has made 2 queries; a run that stopped before the
+    budget is left out, as with query budgets."""
+    groups = cmp.group_runs(cmp.find_runs([runs]), fake_best)
+    records = {(r["algorithm"], r["budget"]): r for r in cmp.summarise(groups, [5.0, 25.0, 40.0], "seconds")}
+    assert records[("alpha", 25.0)]["n"] == 3 and records[("alpha", 25.0)]["budget_unit"] == "seconds"
+    assert records[("alpha", 25.0)]["accuracy_mean"] == pytest.approx(np.mean([91.0, 92.0, 88.0]))
+    assert records[("alpha", 40.0)]["accuracy_mean"] == pytest.approx(np.mean([93.0, 94.0, 93.5]))
+    assert records[("beta", 40.0)]["n"] == 1  # beta seed 0 stopped at 20 s
+    assert records[("alpha", 5.0)]["n"] == 0  # nothing had finished training yet
+    table, _ = cmp.compare([runs], [25.0], "table", best_in_table=fake_best, unit="seconds")
+    assert "budget (sim. s)" in table
+    with pytest.raises(ConfigError, match="time budgets must be given"):
+        cmp.compare([runs], None, "table", best_in_table=fake_best, unit="seconds")
+
+
+def test_time_budgets_need_runs_with_training_time(tmp_path):
+    write_run(tmp_path, "alpha", 0, [90.0, 91.0], seconds=0.0)
+    groups = cmp.group_runs(cmp.find_runs([tmp_path]), fake_best)
+    with pytest.raises(DataError, match="no simulated training time"):
+        cmp.summarise(groups, [10.0], "seconds")
+
+
 def test_default_budgets_end_at_longest_run(runs):
     groups = cmp.group_runs(cmp.find_runs([runs]), fake_best)
     assert cmp.default_budgets(groups) == [4]
@@ -141,6 +164,10 @@ def test_bad_inputs(tmp_path):
         with pytest.raises(ConfigError):
             cmp.parse_budgets(text)
     assert cmp.parse_budgets("300, 50,100,50") == [50, 100, 300]
+    for text in ("0", "-1e4", "x", "inf", "nan"):
+        with pytest.raises(ConfigError, match="--time-budgets"):
+            cmp.parse_budgets(text, "seconds")
+    assert cmp.parse_budgets("1e4, 2500.5", "seconds") == [2500.5, 10000.0]
 
 
 @pytest.mark.data

@@ -1,6 +1,7 @@
 """The commands through ``nasrepro.cli.main``: every bad input is one line, exit 2, nothing written."""
 from __future__ import annotations
 
+import csv
 import importlib.util
 import json
 import subprocess
@@ -136,6 +137,13 @@ def test_compare_command(tiny, tmp_path, capsys):
     assert [r["budget"] for r in data["rows"]] == [5, 15] and data["rows"][0]["n"] == 3
     assert (tmp_path / "cmp.png").is_file() and (tmp_path / "cmp.pdf").is_file()
     one_line_error(capsys, ["compare", str(tmp_path / "runs"), "--budgets", "0,5"], "positive")
+    # NB201 runs carry simulated training time: compare at time budgets too
+    ends = [float(list(csv.DictReader(f.read_text().splitlines()))[-1]["cumulative_seconds"])
+            for f in (tmp_path / "runs").rglob("trajectory.csv")]
+    assert main(["compare", str(tmp_path / "runs"), "--time-budgets", f"{min(ends)},1e9", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert [(r["budget_unit"], r["n"]) for r in rows] == [("seconds", 3), ("seconds", 0)]  # none trained 1e9 s
+    one_line_error(capsys, ["compare", str(tmp_path / "runs"), "--time-budgets", "soon"], "--time-budgets")
     one_line_error(capsys, ["compare", str(tmp_path / "empty-or-absent")], "does not exist")
 
 
