@@ -181,6 +181,22 @@ def test_verdict_p_values_are_adjusted_for_the_number_of_claims():
     assert rows[0]["verdict"] == "partial"
 
 
+def test_picking_the_best_smart_subset_is_paid_for_in_its_test():
+    """With two smart subsets offering a choice, the faster one is reported, and its log-rank p enters the
+    Benjamini-Hochberg family doubled (Bonferroni for the pick); a third one without a choice does not count."""
+    from reproduce.papers import sampling
+
+    slow, fast = [60, 70, 80, 90, None, 65, 75, None], [20, 25, 30, 35, 40, 22, 28, 33]
+    task = _task({"full": ("full", None, 9000.0, fast), "r100": ("random", 100, 100.0, slow),
+                  "near": ("smart", None, 100.0, fast), "evo": ("smart", None, 130.0, [f + 5 for f in fast]),
+                  "nbhd": ("smart", None, 0.5, fast)})
+    row = sampling.headline_rows([task], VERDICT, "quick", 8)[1]
+    raw = task["targets"][0]["logrank_p"]["near vs r100"]
+    assert "gain near" in row["ours"] and "x 2 for picking the best of 2 smart subsets" in row["ours"]
+    shown = float(row["ours"].split("smart subsets = ")[1].split(",")[0])
+    assert shown == pytest.approx(min(1.0, 2 * raw), rel=1e-2)
+
+
 def test_logrank_separates_fast_from_slow_methods():
     fast = [3, 4, 5, 6, 4, 5, 3, 6, 5, 4]
     slow = [40, None, 60, None, 55, None, 70, None, 80, None]
