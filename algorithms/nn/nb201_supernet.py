@@ -58,8 +58,8 @@ class FusedNB201SearchCell(nn.Module):
     convolution with ``c x (out-edges)`` output channels, their BNs and one average pool serve every
     out-edge (per-channel BN over concatenated channels is the per-edge BN); a node's weighted sum over
     its incoming terms is one matrix-vector product. Partial channels (``partial_k`` > 1): every edge
-    into a node passes its input's last channels by unweighted and shuffles the same way, so the node's
-    sum is one shuffle of [sum of the mixed parts, sum of the bypasses]. Pruned ops (``active``) still
+    into a node passes the last channels of its input through unweighted and shuffles the same way, so
+    the node's sum is one shuffle of [sum of the mixed parts, sum of the bypasses]. Pruned ops (``active``) still
     run but get weight 0, which is what skipping them computes (their unused weights then see only SGD's
     weight decay, and their BN statistics still move). Same parameters as the per-edge cell,
     under other names: :meth:`per_edge_state` / :meth:`fused_state` translate.
