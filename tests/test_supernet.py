@@ -125,7 +125,8 @@ def test_widening_keeps_old_channels_and_carries_momentum():
 def test_progressive_stage_keeps_topk_ops_and_widens():
     hparams = load_hparams("drnas", "drnas_nb201_progressive",
                            dict(channels=8, cells=1, image_size=8, precision="fp32", channels_last=False,
-                                stage_epochs=[1, 1], arch_warmup_epochs=[1, 0]))
+                                stage_epochs=[1, 1], arch_warmup_epochs=[1, 0],
+                                fused_cells=False))  # it inspects the per-edge cell's modules
     from algorithms.drnas import DrNAS
     search = make_search(DrNAS, hparams, 0)
     search.adapt_search_space("nb201", "cifar10")
