@@ -1,5 +1,5 @@
 """Compare finished runs: incumbent accuracy and regret at query budgets or at simulated-time budgets,
-mean and 95 % t-interval.
+mean and 95 % t-interval. At a time budget a run that stopped earlier counts with its final incumbent.
 
 Regret is the best accuracy in the benchmark's table (for the run's dataset, split and epoch) minus the
 incumbent's accuracy. The metric is the incumbent's *test* accuracy (incumbent chosen by validation);
@@ -185,27 +185,29 @@ def mean_ci(values: np.ndarray) -> tuple[float, float, float]:
 
 
 def value_at(group: Group, run: LoadedRun, budget: float, unit: str = "queries") -> float | None:
-    """The run's incumbent accuracy after ``budget`` queries, or at ``budget`` simulated seconds (the last
-    incumbent whose cumulative training time fits); None when the run stopped short of the budget or had no
-    result yet by then."""
+    """The run's incumbent accuracy after ``budget`` queries (None if the run is shorter), or at ``budget``
+    simulated seconds: the last incumbent whose cumulative training time fits, None when the run had no
+    result yet by then. A run that stopped before a time budget keeps its final incumbent -- what it returns,
+    as in the plots (:func:`curves_by_time`); dropping it would keep only runs that happened to pick slow
+    architectures."""
     if unit == "queries":
         return float(group.values(run)[budget - 1]) if len(run.queries) >= budget else None
-    if run.cumulative_seconds[-1] < budget:
-        return None
     last = int(np.searchsorted(run.cumulative_seconds, budget, side="right")) - 1
     return float(group.values(run)[last]) if last >= 0 else None
 
 
 def summarise(groups: Sequence[Group], budgets: Sequence[float], unit: str = "queries") -> list[dict]:
-    """One record per (group, algorithm, budget); runs shorter than a budget are left out (``n``).
-    ``unit``: budgets in queries or in simulated training seconds (``"seconds"``)."""
+    """One record per (group, algorithm, budget). ``unit``: budgets in queries (runs shorter than a budget are
+    left out: ``n``) or in simulated training seconds (``"seconds"``; runs with no result yet are left out,
+    runs that stopped earlier count with their final incumbent: ``stopped_before``)."""
     if unit not in BUDGET_UNITS:
         raise ConfigError(f"unknown budget unit {unit!r}; choose from {', '.join(BUDGET_UNITS)}")
     if unit == "seconds":
         for g in groups:
-            if not any(r.cumulative_seconds[-1] > 0 for runs in g.runs.values() for r in runs):
-                raise DataError(f"{g.benchmark}-{g.dataset}: the runs carry no simulated training time; "
-                                f"compare them at query budgets")
+            for label, runs in g.runs.items():
+                if not any(r.cumulative_seconds[-1] > 0 for r in runs):
+                    raise DataError(f"{g.benchmark}-{g.dataset}: the {label} runs carry no simulated training "
+                                    f"time; compare them at query budgets")
     records = []
     for g in groups:
         for label, runs in g.runs.items():
@@ -214,9 +216,11 @@ def summarise(groups: Sequence[Group], budgets: Sequence[float], unit: str = "qu
                 acc = np.array([v for v in values if v is not None], dtype=np.float64)
                 a_mean, a_low, a_high = mean_ci(acc)
                 r_mean, r_low, r_high = mean_ci(g.best_in_table - acc)
+                stopped = sum(v is not None and r.cumulative_seconds[-1] < budget for r, v in zip(runs, values)) \
+                    if unit == "seconds" else 0
                 records.append({"benchmark": g.benchmark, "dataset": g.dataset, "metric": g.metric,
                                 "algorithm": label, "budget": int(budget) if unit == "queries" else float(budget),
-                                "budget_unit": unit, "n": int(len(acc)),
+                                "budget_unit": unit, "n": int(len(acc)), "stopped_before": int(stopped),
                                 "accuracy_mean": a_mean, "accuracy_low": a_low, "accuracy_high": a_high,
                                 "regret_mean": r_mean, "regret_low": r_low, "regret_high": r_high,
                                 "best_in_table": g.best_in_table})
@@ -251,6 +255,10 @@ def _table(group: Group, records: list[dict]) -> str:
     lines = [f"{group.benchmark} / {group.dataset}: incumbent {group.metric} accuracy (%) and regret, "
              f"mean ± 95% CI half-width [n runs]",
              f"  {group.reference_note}", f"  seeds: {seeds}"]
+    stopped = sum(r["stopped_before"] for r in records)
+    if stopped:
+        lines.append(f"  at time budgets, runs that stopped earlier count with their final incumbent "
+                     f"({stopped} run x budget cells; 'stopped_before' in csv/json)")
     unit = records[0]["budget_unit"] if records else "queries"
     header = [f"budget ({'queries' if unit == 'queries' else 'sim. s'})"] + [
         f"{label} {what}" for label in labels for what in ("acc", "regret")]

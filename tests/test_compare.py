@@ -71,25 +71,29 @@ def test_summary_at_budgets(runs):
 
 
 def test_summary_at_simulated_time_budgets(runs):
-    """10 simulated seconds per query: at 25 s a run has made 2 queries; a run that stopped before the
-    budget is left out, as with query budgets."""
+    """10 simulated seconds per query: at 25 s a run has made 2 queries. A run that stopped before the budget
+    counts with its final incumbent (what it returns), as in the plot; one with no result yet is left out."""
     groups = cmp.group_runs(cmp.find_runs([runs]), fake_best)
     records = {(r["algorithm"], r["budget"]): r for r in cmp.summarise(groups, [5.0, 25.0, 40.0], "seconds")}
     assert records[("alpha", 25.0)]["n"] == 3 and records[("alpha", 25.0)]["budget_unit"] == "seconds"
     assert records[("alpha", 25.0)]["accuracy_mean"] == pytest.approx(np.mean([91.0, 92.0, 88.0]))
     assert records[("alpha", 40.0)]["accuracy_mean"] == pytest.approx(np.mean([93.0, 94.0, 93.5]))
-    assert records[("beta", 40.0)]["n"] == 1  # beta seed 0 stopped at 20 s
+    beta = records[("beta", 40.0)]  # beta seed 0 stopped at 20 s with 85
+    assert (beta["n"], beta["stopped_before"]) == (2, 1) and beta["accuracy_mean"] == pytest.approx(87.5)
+    _, regret = cmp.curves_by_time(groups[0], groups[0].runs["beta"], points=50)  # the plot agrees
+    assert beta["regret_mean"] == pytest.approx(regret[:, -1].mean())
     assert records[("alpha", 5.0)]["n"] == 0  # nothing had finished training yet
-    table, _ = cmp.compare([runs], [25.0], "table", best_in_table=fake_best, unit="seconds")
-    assert "budget (sim. s)" in table
+    table, _ = cmp.compare([runs], [25.0, 40.0], "table", best_in_table=fake_best, unit="seconds")
+    assert "budget (sim. s)" in table and "count with their final incumbent" in table
     with pytest.raises(ConfigError, match="time budgets must be given"):
         cmp.compare([runs], None, "table", best_in_table=fake_best, unit="seconds")
 
 
 def test_time_budgets_need_runs_with_training_time(tmp_path):
-    write_run(tmp_path, "alpha", 0, [90.0, 91.0], seconds=0.0)
+    write_run(tmp_path, "alpha", 0, [90.0, 91.0])
+    write_run(tmp_path, "beta", 0, [90.0, 91.0], seconds=0.0)
     groups = cmp.group_runs(cmp.find_runs([tmp_path]), fake_best)
-    with pytest.raises(DataError, match="no simulated training time"):
+    with pytest.raises(DataError, match="beta runs carry no simulated training time"):
         cmp.summarise(groups, [10.0], "seconds")
 
 

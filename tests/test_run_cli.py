@@ -138,11 +138,15 @@ def test_compare_command(tiny, tmp_path, capsys):
     assert (tmp_path / "cmp.png").is_file() and (tmp_path / "cmp.pdf").is_file()
     one_line_error(capsys, ["compare", str(tmp_path / "runs"), "--budgets", "0,5"], "positive")
     # NB201 runs carry simulated training time: compare at time budgets too
-    ends = [float(list(csv.DictReader(f.read_text().splitlines()))[-1]["cumulative_seconds"])
-            for f in (tmp_path / "runs").rglob("trajectory.csv")]
-    assert main(["compare", str(tmp_path / "runs"), "--time-budgets", f"{min(ends)},1e9", "--format", "json"]) == 0
+    trajectories = [list(csv.DictReader(f.read_text().splitlines()))
+                    for f in (tmp_path / "runs").rglob("trajectory.csv")]
+    first = min(float(t[0]["cumulative_seconds"]) for t in trajectories)
+    end = min(float(t[-1]["cumulative_seconds"]) for t in trajectories)
+    budgets = f"{first / 2},{end},1e9"
+    assert main(["compare", str(tmp_path / "runs"), "--time-budgets", budgets, "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)["rows"]
-    assert [(r["budget_unit"], r["n"]) for r in rows] == [("seconds", 3), ("seconds", 0)]  # none trained 1e9 s
+    # before any result: none; at the shortest run's end: all; at 1e9 s all stopped before, with their final incumbent
+    assert [(r["n"], r["stopped_before"]) for r in rows] == [(0, 0), (3, 0), (3, 3)]
     one_line_error(capsys, ["compare", str(tmp_path / "runs"), "--time-budgets", "soon"], "--time-budgets")
     one_line_error(capsys, ["compare", str(tmp_path / "empty-or-absent")], "does not exist")
 

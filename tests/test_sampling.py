@@ -195,6 +195,11 @@ def test_picking_the_best_smart_subset_is_paid_for_in_its_test():
     assert "gain near" in row["ours"] and "x 2 for picking the best of 2 smart subsets" in row["ours"]
     shown = float(row["ours"].split("smart subsets = ")[1].split(",")[0])
     assert shown == pytest.approx(min(1.0, 2 * raw), rel=1e-2)
+    # ... and the doubled p is what enters Benjamini-Hochberg with the drop row's
+    rows = sampling.headline_rows([task], VERDICT, "quick", 8)
+    p_drop = task["targets"][0]["logrank_p"]["full vs r100"]
+    expected = stats.false_discovery_control([p_drop, min(1.0, 2 * raw)])[1]
+    assert float(rows[1]["ours"].split("BH-adjusted ")[1].rstrip(")")) == pytest.approx(expected, rel=1e-2)
 
 
 def test_logrank_separates_fast_from_slow_methods():

@@ -205,22 +205,43 @@ def test_fused_cell_computes_the_per_edge_cell(channels_last, partial_k, pruned)
     # statistics move in the fused cell only, where it still runs; nothing uses them)
     translated = fused.per_edge_state({**fused.state_dict(), **{n: p.grad for n, p in fused.named_parameters()}})
     for name, value in cell.state_dict().items():
-        edge, op = (int(i) for i in name.split(".")[1:4:2]) if ".ops." in name else (0, 0)
-        if name.endswith(("running_mean", "running_var", "active")) and mask[edge, op]:
+        if name.endswith(("running_mean", "running_var", "active")) and _in_use(name, mask):
             assert torch.allclose(translated[name].to(value.dtype), value, atol=1e-6), name
     for name, p in cell.named_parameters():
         assert torch.allclose(translated[name], p.grad if p.grad is not None else torch.zeros_like(p), atol=1e-4), name
 
 
-def test_fused_state_translation_round_trips_and_refuses_partial_input():
-    fused = FusedNB201SearchCell(8, 2)
+def _in_use(name: str, mask: torch.Tensor) -> bool:
+    """Whether a per-edge tensor name (``[cells.i.]edges.e.ops.o....``) belongs to an op not pruned by ``mask``;
+    every tensor outside the ops is in use."""
+    parts = name.split(".")
+    if "ops" not in parts:
+        return True
+    at = parts.index("ops")
+    return bool(mask[int(parts[at - 1]), int(parts[at + 1])])
+
+
+@pytest.mark.parametrize("affine", [False, True])
+def test_fused_state_translation_round_trips_and_refuses_partial_input(affine):
+    fused = FusedNB201SearchCell(8, 2, affine=affine)
     state = {n: torch.randn(t.shape) if t.is_floating_point() else t for n, t in fused.state_dict().items()}
     back = fused.fused_state(fused.per_edge_state(state))
     assert back.keys() == state.keys() and all(torch.equal(back[n], state[n]) for n in state)
-    per_edge = fused.per_edge_state(state)
-    del per_edge["edges.0.ops.3.1.weight"]
-    with pytest.raises(ValueError, match="incomplete"):
-        fused.fused_state(per_edge)
+    assert set(fused.per_edge_state(state)) == set(NB201SearchCell(8, 2, affine=affine).state_dict())
+    for dropped in ("edges.0.ops.3.1.weight", "edges.4.active"):
+        per_edge = fused.per_edge_state(state)
+        del per_edge[dropped]
+        with pytest.raises(ValueError, match="incomplete"):
+            fused.fused_state(per_edge)
+
+
+def test_fused_cell_loads_a_state_saved_before_pruning_support():
+    """Checkpoints of the plain fused search written before the cell had an ``active`` buffer still load."""
+    fused = FusedNB201SearchCell(8)
+    fused.set_active(torch.zeros(6, 5, dtype=torch.bool))
+    old = {n: t for n, t in FusedNB201SearchCell(8).state_dict().items() if n != "active"}
+    fused.load_state_dict(old)
+    assert bool(fused.active.all())
 
 
 def test_fused_cells_need_soft_mixing_on_nb201():
@@ -266,8 +287,7 @@ def test_fused_progressive_search_follows_the_per_edge_one_across_the_stage_chan
         for kind, name, value in ((kind, n, v) for kind, tensors in expected.items() for n, v in tensors.items()):
             # a pruned op's tensors are unused: the fused cell still runs it (BN statistics move) and SGD's
             # weight decay still moves its weights, where the per-edge cell skips it
-            edge, op = (int(i) for i in name.split(".")[3:6:2]) if ".ops." in name else (0, 0)
-            if fused.masks["cell"][edge, op]:
+            if _in_use(name, fused.masks["cell"]):
                 assert torch.allclose(got[kind][name].to(value.dtype), value, atol=1e-5), (kind, name)
 
 

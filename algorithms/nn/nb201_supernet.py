@@ -87,6 +87,14 @@ class FusedNB201SearchCell(nn.Module):
     def set_active(self, mask: torch.Tensor) -> None:
         self.active.copy_(mask.to(self.active.device))
 
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+        if prefix + "active" in missing_keys:  # a checkpoint from before pruning support: nothing was pruned
+            missing_keys.remove(prefix + "active")
+            self.active.fill_(True)
+
     def forward(self, x: torch.Tensor, weights: torch.Tensor, hard_index: list[int] | None = None) -> torch.Tensor:
         if hard_index is not None:
             raise ValueError("the fused NB201 cell has no hard forward (GDAS): set fused_cells = false")
@@ -138,7 +146,9 @@ class FusedNB201SearchCell(nn.Module):
         tensor is made when all its edges are given; some but not all is an error)."""
         out = {}
         rows = [tensors.get(f"edges.{e}.active") for e in range(N_EDGES)]
-        if any(r is not None for r in rows):
+        if any(r is None for r in rows) and any(r is not None for r in rows):
+            raise ValueError("per-edge tensors for active are incomplete")
+        if rows[0] is not None:
             out["active"] = torch.stack(rows)
         for module, (op_name, layer) in _FUSED_LAYERS.items():
             for src, edges in enumerate(self.out_edges):

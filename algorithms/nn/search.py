@@ -320,8 +320,8 @@ class SupernetSearch(OneShotOptimizer):
         scheduler_state = self.scheduler.state_dict()
         self.weight_optimizer = self._make_weight_optimizer()
         params = dict(self.model.named_parameters())
-        for name, buf in momentum.items():
-            self.weight_optimizer.state[params[name]]["momentum_buffer"] = buf.to(self.device)
+        for name, buf in momentum.items():  # in the parameter's memory format (channels_last), as SGD makes them
+            self.weight_optimizer.state[params[name]]["momentum_buffer"] = torch.empty_like(params[name]).copy_(buf)
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.weight_optimizer, float(self.epochs),
                                                                     eta_min=self.lr_min)
         self.scheduler.load_state_dict(scheduler_state)
