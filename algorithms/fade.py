@@ -251,6 +251,8 @@ class RegionDARTS(DARTS):
             raise ConfigError("fade: the region supernet's space is set by its region, not by 'space'")
         # the cells are NB201 cells; the multi-cell macro is built by _build_model below
         super().__init__(rng, space="nb201", **common)
+        if any(self.fused_cells):
+            raise ConfigError("fade: the region supernet has per-edge cells only; set fused_cells = false")
 
     def adapt_search_space(self, space: Any, dataset: str, num_classes: int = 10, device: str = "cpu",
                            region: Region | None = None, **kwargs: Any) -> None:
@@ -263,7 +265,7 @@ class RegionDARTS(DARTS):
         self.masks = {k: v.to(self.device) for k, v in region.masks().items()}
         self.model.prune(self.masks)
 
-    def _build_model(self, partial_k: int) -> nn.Module:
+    def _build_model(self, partial_k: int, fused: bool = False) -> nn.Module:  # fused: refused in __init__
         model = MultiCellSupernet(self.channels, self.cells, self.region.n_stages, self.num_classes,
                                   partial_k).to(self.device)
         self.forward_fn = model

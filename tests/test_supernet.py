@@ -253,22 +253,27 @@ def test_fused_cells_need_soft_mixing_on_nb201():
         assert isinstance(search.model.cells[0], FusedNB201SearchCell)
     with pytest.raises(ConfigError, match="fused_cells"):
         make_search(GDAS, load_hparams("drnas", "gdas_nb201", {**base, "fused_cells": True}), 0)
+    for wrong in ([True], [True, False, True], ["yes", "no"]):  # one flag per stage of the two-stage search
+        with pytest.raises(ConfigError, match="one of them per stage"):
+            make_search(DrNAS, load_hparams("drnas", "drnas_nb201_progressive", {**base, "fused_cells": wrong}), 0)
 
 
-def test_fused_progressive_search_follows_the_per_edge_one_across_the_stage_change():
+@pytest.mark.parametrize("fused_cells", [True, [True, False], [False, True]])
+def test_fused_progressive_search_follows_the_per_edge_one_across_the_stage_change(fused_cells):
     """Pruning and widening the fused network (through per-edge twins) gives the per-edge search's network:
-    same seed, same start, the same weights and momentum after the stage change and after one more step."""
+    same seed, same start, the same weights and momentum after the stage change and after one more step.
+    Also when only one of the two stages runs fused cells."""
     from algorithms.drnas import DrNAS
     x, y = torch.randn(16, 3, 8, 8), torch.randint(0, 10, (16,))
     preference = torch.rand(6, 5, generator=torch.Generator().manual_seed(0))  # other kept ops on every edge
     searches = []
-    for fused in (False, True):
+    for fused in (False, fused_cells):
         hparams = load_hparams("drnas", "drnas_nb201_progressive",
                                dict(channels=8, cells=1, image_size=8, precision="fp32", channels_last=False,
                                     stage_epochs=[1, 1], arch_warmup_epochs=[1, 0], fused_cells=fused))
         search = make_search(DrNAS, hparams, 0)
         search.adapt_search_space("nb201", "cifar10")
-        if fused:  # the same initial weights (the two networks draw their initialisations in another order)
+        if fused is not False:  # the same initial weights (the networks draw their initialisations differently)
             search.model.load_state_dict(search.model.fused_state(searches[0][1]))
         start = {name: t.clone() for name, t in search.model.state_dict().items()}
         search.new_epoch(0)

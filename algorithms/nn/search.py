@@ -66,7 +66,8 @@ class SupernetSearch(OneShotOptimizer):
                  weight_decay: float, grad_clip: float, arch_lr: float, arch_betas: list[float],
                  arch_weight_decay: float, alpha_init_std: float, train_portion: float, image_size: int,
                  train_subset: int, sample_archs: int, precision: str, channels_last: bool,
-                 cudnn_benchmark: bool, compile: bool, cuda_graphs: bool = False, fused_cells: bool = False):
+                 cudnn_benchmark: bool, compile: bool, cuda_graphs: bool = False,
+                 fused_cells: bool | list[bool] = False):
         if space not in SPACES:
             raise ConfigError(f"{self.name}: space must be one of {', '.join(SPACES)}, got {space!r}")
         lengths = {len(stage_epochs), len(partial_k), len(num_keep), len(arch_warmup_epochs)}
@@ -92,10 +93,14 @@ class SupernetSearch(OneShotOptimizer):
         if cuda_graphs and self.hard_forward:
             raise ConfigError(f"{self.name}: cuda_graphs needs the same ops every step (not a hard forward)")
         self.cuda_graphs = cuda_graphs
-        if fused_cells and (space != "nb201" or self.hard_forward):
+        # one flag for every stage, or one per stage (a stage's speed with either cell can differ)
+        fused = [fused_cells] * len(stage_epochs) if isinstance(fused_cells, bool) else list(fused_cells)
+        if len(fused) != len(stage_epochs) or not all(isinstance(f, bool) for f in fused):
+            raise ConfigError(f"{self.name}: fused_cells must be true, false, or one of them per stage")
+        if any(fused) and (space != "nb201" or self.hard_forward):
             # a hard forward runs one op per edge, which the per-node fusion cannot
             raise ConfigError(f"{self.name}: fused_cells is for soft-mixing NB201 searches; set fused_cells = false")
-        self.fused_cells = fused_cells
+        self.fused_cells = fused  # per stage
         # every random stream of the search is a generator seeded here, never the global state
         self._seeds = [int(s) for s in rng.integers(0, 2**62, size=4)]
 
@@ -115,7 +120,7 @@ class SupernetSearch(OneShotOptimizer):
         self.sample_generator = torch.Generator(device=self.device).manual_seed(sample_seed)
         self.stage, self.epoch, self.arch_active = 0, -1, False
         with self._seeded_init():
-            self.model = self._build_model(self.stages[0].partial_k)
+            self.model = self._build_model(self.stages[0].partial_k, self.fused_cells[0])
             self.alphas = nn.ParameterDict({
                 kind: nn.Parameter(self.alpha_init_std * torch.randn(
                     self.model.n_edges, self.model.n_ops, generator=self.init_generator, device="cpu").to(self.device))
@@ -267,10 +272,10 @@ class SupernetSearch(OneShotOptimizer):
             torch.manual_seed(seed)
             yield
 
-    def _build_model(self, partial_k: int) -> nn.Module:
+    def _build_model(self, partial_k: int, fused: bool = False) -> nn.Module:
         if self.space_name == "nb201":
             from algorithms.nn.nb201_supernet import NB201Supernet
-            model = NB201Supernet(self.channels, self.cells, self.num_classes, partial_k, fused=self.fused_cells)
+            model = NB201Supernet(self.channels, self.cells, self.num_classes, partial_k, fused=fused)
         else:
             from algorithms.nn.darts_supernet import DartsSupernet
             model = DartsSupernet(self.channels, self.cells, self.num_classes, partial_k)
@@ -303,12 +308,13 @@ class SupernetSearch(OneShotOptimizer):
         names = [n for n, _ in self.model.named_parameters()]
         momentum = {names[i]: s["momentum_buffer"] for i, s in self.weight_optimizer.state_dict()["state"].items()
                     if s.get("momentum_buffer") is not None}
+        through_twins = self.fused_cells[self.stage] or self.fused_cells[self.stage + 1]
         with self._seeded_init():
-            new_model = self._build_model(new.partial_k)
-            if self.fused_cells:  # widening is defined per edge: widen per-edge twins, then fuse again
+            new_model = self._build_model(new.partial_k, self.fused_cells[self.stage + 1])
+            if through_twins:  # widening is defined per edge: widen per-edge twins, then fuse again
                 old_twin, new_twin = (type(m)(**{**m.config, "fused": False}).to(self.device)
                                       for m in (self.model, new_model))
-        if self.fused_cells:
+        if through_twins:  # (per_edge_state / fused_state leave a network without fused cells as it is)
             old_twin.load_state_dict(self.model.per_edge_state(self.model.state_dict()))
             momentum = widen_mixed_ops(old_twin, new_twin, self.model.per_edge_state(momentum), self.init_generator)
             new_model.load_state_dict(new_model.fused_state(new_twin.state_dict()))
@@ -343,7 +349,7 @@ class SupernetSearch(OneShotOptimizer):
     def load_state_dict(self, state: dict) -> None:
         self.stage = int(state["stage"])
         with torch.random.fork_rng(devices=[]):  # the weights are overwritten; keep the global state untouched
-            self.model = self._build_model(self.stages[self.stage].partial_k)
+            self.model = self._build_model(self.stages[self.stage].partial_k, self.fused_cells[self.stage])
         self.model.load_state_dict(state["model"])
         with torch.no_grad():
             for kind, value in state["alphas"].items():
