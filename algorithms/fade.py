@@ -42,6 +42,7 @@ from scipy.stats import norm, rankdata
 from torch import nn
 
 from algorithms.nn.nb201_supernet import NB201SearchCell
+from algorithms.nn.search import Stage
 from algorithms.nn.ops import NB201_OPS, ResNetBasicBlock
 from algorithms.nn.train import BriefTraining
 from algorithms.oneshot_baselines import DARTS
@@ -251,7 +252,7 @@ class RegionDARTS(DARTS):
             raise ConfigError("fade: the region supernet's space is set by its region, not by 'space'")
         # the cells are NB201 cells; the multi-cell macro is built by _build_model below
         super().__init__(rng, space="nb201", **common)
-        if any(self.fused_cells):
+        if any(stage.fused for stage in self.stages):
             raise ConfigError("fade: the region supernet has per-edge cells only; set fused_cells = false")
 
     def adapt_search_space(self, space: Any, dataset: str, num_classes: int = 10, device: str = "cpu",
@@ -265,9 +266,9 @@ class RegionDARTS(DARTS):
         self.masks = {k: v.to(self.device) for k, v in region.masks().items()}
         self.model.prune(self.masks)
 
-    def _build_model(self, partial_k: int, fused: bool = False) -> nn.Module:  # fused: refused in __init__
+    def _build_model(self, stage: Stage) -> nn.Module:  # (fused cells are refused in __init__)
         model = MultiCellSupernet(self.channels, self.cells, self.region.n_stages, self.num_classes,
-                                  partial_k).to(self.device)
+                                  stage.partial_k).to(self.device)
         self.forward_fn = model
         return model
 

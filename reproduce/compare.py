@@ -192,8 +192,14 @@ def value_at(group: Group, run: LoadedRun, budget: float, unit: str = "queries")
     architectures."""
     if unit == "queries":
         return float(group.values(run)[budget - 1]) if len(run.queries) >= budget else None
-    last = int(np.searchsorted(run.cumulative_seconds, budget, side="right")) - 1
+    last = int(last_result_at(run, budget))
     return float(group.values(run)[last]) if last >= 0 else None
+
+
+def last_result_at(run: LoadedRun, seconds: float | np.ndarray) -> np.ndarray:
+    """Index of the run's last query whose cumulative simulated training time is <= ``seconds`` (-1 before
+    the first); past the run's end, its last query."""
+    return np.searchsorted(run.cumulative_seconds, seconds, side="right") - 1
 
 
 def summarise(groups: Sequence[Group], budgets: Sequence[float], unit: str = "queries") -> list[dict]:
@@ -305,8 +311,7 @@ def curves_by_time(group: Group, runs: list[LoadedRun], points: int = 200) -> tu
     grid = np.geomspace(start, end, points)
     regret = np.empty((len(runs), points))
     for i, run in enumerate(runs):
-        idx = np.searchsorted(run.cumulative_seconds, grid, side="right") - 1
-        regret[i] = group.best_in_table - group.values(run)[idx]
+        regret[i] = group.best_in_table - group.values(run)[last_result_at(run, grid)]
     return grid, regret
 
 

@@ -51,6 +51,7 @@ class Stage:
     partial_k: int
     num_keep: int
     arch_warmup_epochs: int
+    fused: bool = False  # NB201: fused cells (FusedNB201SearchCell) in this stage
 
 
 class SupernetSearch(OneShotOptimizer):
@@ -80,7 +81,6 @@ class SupernetSearch(OneShotOptimizer):
             raise ConfigError(f"{self.name}: batch_size, stage_epochs and partial_k must be positive")
         self.space_name = space
         self.channels, self.cells = channels, cells
-        self.stages = [Stage(*s) for s in zip(stage_epochs, partial_k, num_keep, arch_warmup_epochs)]
         self.epochs = sum(stage_epochs)
         self.batch_size, self.train_portion = batch_size, train_portion
         self.image_size, self.train_subset, self.sample_archs = image_size, train_subset, sample_archs
@@ -100,7 +100,7 @@ class SupernetSearch(OneShotOptimizer):
         if any(fused) and (space != "nb201" or self.hard_forward):
             # a hard forward runs one op per edge, which the per-node fusion cannot
             raise ConfigError(f"{self.name}: fused_cells is for soft-mixing NB201 searches; set fused_cells = false")
-        self.fused_cells = fused  # per stage
+        self.stages = [Stage(*s) for s in zip(stage_epochs, partial_k, num_keep, arch_warmup_epochs, fused)]
         # every random stream of the search is a generator seeded here, never the global state
         self._seeds = [int(s) for s in rng.integers(0, 2**62, size=4)]
 
@@ -120,7 +120,7 @@ class SupernetSearch(OneShotOptimizer):
         self.sample_generator = torch.Generator(device=self.device).manual_seed(sample_seed)
         self.stage, self.epoch, self.arch_active = 0, -1, False
         with self._seeded_init():
-            self.model = self._build_model(self.stages[0].partial_k, self.fused_cells[0])
+            self.model = self._build_model(self.stages[0])
             self.alphas = nn.ParameterDict({
                 kind: nn.Parameter(self.alpha_init_std * torch.randn(
                     self.model.n_edges, self.model.n_ops, generator=self.init_generator, device="cpu").to(self.device))
@@ -272,13 +272,13 @@ class SupernetSearch(OneShotOptimizer):
             torch.manual_seed(seed)
             yield
 
-    def _build_model(self, partial_k: int, fused: bool = False) -> nn.Module:
+    def _build_model(self, stage: Stage) -> nn.Module:
         if self.space_name == "nb201":
             from algorithms.nn.nb201_supernet import NB201Supernet
-            model = NB201Supernet(self.channels, self.cells, self.num_classes, partial_k, fused=fused)
+            model = NB201Supernet(self.channels, self.cells, self.num_classes, stage.partial_k, fused=stage.fused)
         else:
             from algorithms.nn.darts_supernet import DartsSupernet
-            model = DartsSupernet(self.channels, self.cells, self.num_classes, partial_k)
+            model = DartsSupernet(self.channels, self.cells, self.num_classes, stage.partial_k)
         model = model.to(self.device)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
@@ -308,9 +308,9 @@ class SupernetSearch(OneShotOptimizer):
         names = [n for n, _ in self.model.named_parameters()]
         momentum = {names[i]: s["momentum_buffer"] for i, s in self.weight_optimizer.state_dict()["state"].items()
                     if s.get("momentum_buffer") is not None}
-        through_twins = self.fused_cells[self.stage] or self.fused_cells[self.stage + 1]
+        through_twins = self.stages[self.stage].fused or new.fused
         with self._seeded_init():
-            new_model = self._build_model(new.partial_k, self.fused_cells[self.stage + 1])
+            new_model = self._build_model(new)
             if through_twins:  # widening is defined per edge: widen per-edge twins, then fuse again
                 old_twin, new_twin = (type(m)(**{**m.config, "fused": False}).to(self.device)
                                       for m in (self.model, new_model))
@@ -349,7 +349,7 @@ class SupernetSearch(OneShotOptimizer):
     def load_state_dict(self, state: dict) -> None:
         self.stage = int(state["stage"])
         with torch.random.fork_rng(devices=[]):  # the weights are overwritten; keep the global state untouched
-            self.model = self._build_model(self.stages[self.stage].partial_k, self.fused_cells[self.stage])
+            self.model = self._build_model(self.stages[self.stage])
         self.model.load_state_dict(state["model"])
         with torch.no_grad():
             for kind, value in state["alphas"].items():

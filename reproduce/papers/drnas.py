@@ -81,11 +81,10 @@ def run(scale: str, out: Path, only: str | None = None) -> Path:
         jobs.append({"kind": "darts", "method": "drnas", "section": "drnas_darts", "overrides": scale_darts,
                      "seed": seed, "dataset": "cifar10", "images": IMAGES[scale]["cifar10"], "device": device,
                      "out": str(out / "runs" / f"cifar10-drnas_darts-seed{seed}")})
-    if only is not None:
-        names = [Path(job["out"]).name for job in jobs]
-        if not any(fnmatch.fnmatchcase(name, only) for name in names):
-            raise ConfigError(f"drnas: --only {only!r} matches no run; runs: {', '.join(names)}")
     selected = [job for job in jobs if only is None or fnmatch.fnmatchcase(Path(job["out"]).name, only)]
+    if only is not None and not selected:
+        raise ConfigError(f"drnas: --only {only!r} matches no run; runs: "
+                          f"{', '.join(Path(job['out']).name for job in jobs)}")
     earlier = [r for r in (_finished_result(job) for job in jobs if job not in selected) if r is not None]
     results = _run_jobs(selected, device) + earlier
     results = [r for r in results if r["finished"]]  # a run cut short (another session resumes it) is not reported
