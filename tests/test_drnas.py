@@ -232,6 +232,36 @@ def test_only_runs_the_selected_searches_and_reports_the_rest_as_not_run(tmp_pat
     assert "--only" in headline.command
 
 
+def test_full_scale_reports_finished_searches_without_a_gpu_and_refuses_unfinished_ones(tmp_path, monkeypatch):
+    """Paper-scale searches run on a lent GPU; their finished runs are reported on any machine."""
+    import json
+
+    from reproduce.papers import drnas as paper
+    from reproduce.report import Headline
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(paper, "_load_images", lambda name: None)
+    monkeypatch.setattr(paper, "_run_jobs", lambda jobs, device: pytest.fail(f"ran {jobs}"))
+    name = "cifar10-drnas_nb201_progressive-seed0"
+    job = {"kind": "nb201", "method": "drnas", "section": "drnas_nb201_progressive",
+           "overrides": paper.nb201_overrides("full", "drnas_nb201_progressive"), "seed": 0, "dataset": "cifar10",
+           "images": "cifar10", "device": "cuda", "out": str(tmp_path / "runs" / name)}
+    with pytest.raises(ConfigError, match="need a CUDA GPU"):
+        paper.run("full", tmp_path, only=name)
+    history = [{"epoch": 0, "seconds": 10.0, "argmax_test": 85.0, "sampled_test_min": 10.0,
+                "sampled_test_max": 94.0, "sampled_test_mean": 80.0, "sampled_test": [10.0, 94.0]}]
+    Path(job["out"]).mkdir(parents=True)
+    (Path(job["out"]) / "result.json").write_text(json.dumps(
+        {"identity": paper._identity(job), "finished": True, "epochs_done": 1, "history": history,
+         "final_architecture": "cell", "final_valid": 81.0, "final_test": 85.0}))
+    headline = Headline.read(paper.run("full", tmp_path, only=name))
+    row = next(r for r in headline.rows if r.claim.startswith("NB201 cifar10: DrNAS"))
+    assert row.seeds == 1 and row.verdict == "not reached"
+    assert json.loads((tmp_path / "run_info.json").read_text())["device"].startswith("cpu (report only")
+    with pytest.raises(ConfigError, match="need a CUDA GPU"):  # the other seeds have not finished
+        paper.run("full", tmp_path, only="cifar10-drnas_nb201_progressive-seed*")
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_graph_step_learns_like_the_eager_step():

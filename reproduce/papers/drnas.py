@@ -59,7 +59,7 @@ def run(scale: str, out: Path, only: str | None = None) -> Path:
         raise ConfigError(f"drnas: scale must be 'quick' or 'full', got {scale!r}")
     out = Path(out)
     started = datetime.now(timezone.utc)
-    device = _device(scale)
+    device = "cpu" if scale == "quick" else "cuda"  # checked below, only if a selected search still has to run
     seeds = [int(s) for s in load_hparams("drnas", f"scale_{scale}_nb201")["seeds"]]  # recorded in run_info.json
     sections = load_hparams("drnas", "nb201_table")
     rows, unavailable, jobs = [], {}, []
@@ -85,8 +85,13 @@ def run(scale: str, out: Path, only: str | None = None) -> Path:
     if only is not None and not selected:
         raise ConfigError(f"drnas: --only {only!r} matches no run; runs: "
                           f"{', '.join(Path(job['out']).name for job in jobs)}")
-    earlier = [r for r in (_finished_result(job) for job in jobs if job not in selected) if r is not None]
-    results = _run_jobs(selected, device) + earlier
+    finished = [r for r in (_finished_result(job) for job in jobs) if r is not None]  # reported, never rerun
+    pending = [job for job in selected if _finished_result(job) is None]
+    if pending:
+        _check_device(scale, pending)
+    else:
+        device = "cpu (report only: every selected search had finished)"
+    results = (_run_jobs(pending, device) if pending else []) + finished
     results = [r for r in results if r["finished"]]  # a run cut short (another session resumes it) is not reported
 
     nb201_results = [r for r in results if r["job"]["kind"] == "nb201"]
@@ -150,14 +155,14 @@ def nb201_overrides(scale: str, section: str) -> dict:
     return {**shared, **load_hparams("drnas", f"scale_{scale}_nb201_{kind}")}
 
 
-def _device(scale: str) -> str:
+def _check_device(scale: str, pending: list[dict]) -> None:
+    """The full scale trains on a GPU; reporting searches that finished (on a GPU, elsewhere) needs none."""
     import torch
 
-    if scale == "quick":
-        return "cpu"
-    if not torch.cuda.is_available():
-        raise ConfigError("drnas --full runs the paper-scale searches and needs a CUDA GPU; use --quick on CPU")
-    return "cuda"
+    if scale == "full" and not torch.cuda.is_available():
+        raise ConfigError(f"drnas --full: {len(pending)} selected search(es) have not finished (e.g. "
+                          f"{Path(pending[0]['out']).name}) and need a CUDA GPU; use --quick on CPU, or --only "
+                          f"with finished runs to report them")
 
 
 def _why_not_searched(dataset: str, scale: str) -> str:
@@ -175,12 +180,12 @@ def _load_images(name: str):
 
 
 def _run_jobs(jobs: list[dict], device: str) -> list[dict]:
-    """Run the searches in parallel processes with one CPU thread each. On CPU one per core (the quick
+    """Run the searches in parallel processes with one CPU thread each on CPU, one per core (the quick
     scale is compute-bound; two single-threaded searches beat one two-threaded one on 2 cores). On a GPU
-    the NB201 search step is bound by kernel launches, not by the GPU, so several searches share it: one
-    process per two CPU cores."""
+    one at a time: the fp32 NB201 step with CUDA graphs nearly fills an H100 (three searches sharing it
+    gained 1.08x throughput, results/drnas/GPU.md), and one at a time finishes searches soonest."""
     cores = os.cpu_count() or 1
-    workers = min(len(jobs), cores if device == "cpu" else max(1, cores // 2))
+    workers = min(len(jobs), cores if device == "cpu" else 1)
     if workers <= 1:
         return [_search_job(job) for job in jobs]
     # spawn, not fork: a forked child of a process that has used torch's thread pool can deadlock
