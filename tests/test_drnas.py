@@ -101,11 +101,11 @@ def test_every_config_section_builds_and_meta_is_documented():
     for section in sections:
         make_search(classes[section.split("_")[0]], load_hparams("drnas", section), 0)
     # the table's section per method, with every scale's overrides, builds too
-    from reproduce.papers.drnas import METHODS, nb201_overrides
-    assert set(table["nb201_table"]) == set(METHODS)
-    for method, section in table["nb201_table"].items():
+    from reproduce.papers.drnas import ROWS, nb201_overrides
+    assert set(table["nb201_table"]) == set(ROWS)
+    for row, section in table["nb201_table"].items():
         for scale in ("quick", "full"):
-            make_search(classes[method], load_hparams("drnas", section, nb201_overrides(scale, section)), 0)
+            make_search(classes[ROWS[row][1]], load_hparams("drnas", section, nb201_overrides(scale, section)), 0)
     with pytest.raises(ConfigError, match="unknown"):
         make_search(DrNAS, load_hparams("drnas", "drnas_nb201", {"learning_rate": 0.1}), 0)
 
@@ -166,12 +166,17 @@ def test_corrupt_checkpoint_is_a_checkpoint_error(tmp_path):
 def test_search_records_sampled_architectures_with_benchmark_accuracy(tmp_path, nb201):
     search, hparams = tiny_search(stage_epochs=[1])
     train, valid = search_data(search, tiny_arrays(), 0)
-    result = run_search(search, train, valid, tmp_path, {"hparams": hparams}, benchmark=nb201, progress=False)
+    result = run_search(search, train, valid, tmp_path, {"hparams": hparams}, benchmark=nb201, progress=False,
+                        epoch_info={"images": "tiny arrays"})
     record = result["history"][0]
+    assert record["images"] == "tiny arrays" and record["device"] == "cpu"
     assert len(record["sampled_test"]) == TINY["sample_archs"]
     assert record["sampled_test_min"] <= record["sampled_test_max"]
     assert record["argmax_test"] == pytest.approx(nb201.query(record["arch"], "cifar10", split="test"))
     assert (tmp_path / "result.json").is_file()
+    alphas = torch.tensor(record["alphas"]["cell"])  # the epoch's alpha, as the official logs print it
+    assert alphas.shape == search.alphas["cell"].shape
+    assert torch.allclose(alphas, search.alphas["cell"].detach().cpu(), atol=1e-4) and alphas.abs().sum() > 0
 
 
 # -- reproduction table ---------------------------------------------------------------------------------
@@ -212,6 +217,7 @@ def test_only_runs_the_selected_searches_and_reports_the_rest_as_not_run(tmp_pat
 
     monkeypatch.setattr(paper, "_run_jobs", fake_run_jobs)
     monkeypatch.setattr(paper, "_load_images", lambda name: None)
+    monkeypatch.setattr(paper, "_image_source", lambda name: f"images {name}")
     with pytest.raises(ConfigError, match="matches no run"):
         paper.run("quick", tmp_path, only="cifar10-nothing-*")
     # a DARTS search finished in an earlier session (same identity) is reported, not rerun
@@ -226,7 +232,9 @@ def test_only_runs_the_selected_searches_and_reports_the_rest_as_not_run(tmp_pat
     assert sorted(ran) == ["cifar10-drnas_nb201_progressive-seed0", "cifar10-drnas_nb201_progressive-seed1",
                           "cifar10-drnas_nb201_progressive-seed2"]
     rows = {r.claim.split(": ")[1].split(" derived")[0]: r for r in headline.rows if "cifar10:" in r.claim}
-    assert rows["DrNAS"].seeds == 3 and rows["DrNAS"].verdict != "not run"
+    assert rows["DrNAS (progressive)"].seeds == 3 and rows["DrNAS (progressive)"].verdict != "not run"
+    assert rows["DrNAS"].verdict == "not run"  # the plain search, not selected
+    assert rows["DARTS (1st order)"].note.endswith("images cifar10-subset (as found here; not recorded by the run)")
     assert rows["DARTS (1st order)"].seeds == 1  # the earlier run
     assert rows["GDAS"].verdict == "not run" and rows["GDAS"].seeds == 0
     assert "--only" in headline.command
@@ -241,6 +249,7 @@ def test_full_scale_reports_finished_searches_without_a_gpu_and_refuses_unfinish
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(paper, "_load_images", lambda name: None)
+    monkeypatch.setattr(paper, "_image_source", lambda name: f"images {name}")
     monkeypatch.setattr(paper, "_run_jobs", lambda jobs, device: pytest.fail(f"ran {jobs}"))
     name = "cifar10-drnas_nb201_progressive-seed0"
     job = {"kind": "nb201", "method": "drnas", "section": "drnas_nb201_progressive",
@@ -249,14 +258,15 @@ def test_full_scale_reports_finished_searches_without_a_gpu_and_refuses_unfinish
     with pytest.raises(ConfigError, match="need a CUDA GPU"):
         paper.run("full", tmp_path, only=name)
     history = [{"epoch": 0, "seconds": 10.0, "argmax_test": 85.0, "sampled_test_min": 10.0,
-                "sampled_test_max": 94.0, "sampled_test_mean": 80.0, "sampled_test": [10.0, 94.0]}]
+                "sampled_test_max": 94.0, "sampled_test_mean": 80.0, "sampled_test": [10.0, 94.0],
+                "images": "the images on the GPU machine"}]
     Path(job["out"]).mkdir(parents=True)
     (Path(job["out"]) / "result.json").write_text(json.dumps(
         {"identity": paper._identity(job), "finished": True, "epochs_done": 1, "history": history,
          "final_architecture": "cell", "final_valid": 81.0, "final_test": 85.0}))
     headline = Headline.read(paper.run("full", tmp_path, only=name))
-    row = next(r for r in headline.rows if r.claim.startswith("NB201 cifar10: DrNAS"))
-    assert row.seeds == 1 and row.verdict == "not reached"
+    row = next(r for r in headline.rows if r.claim.startswith("NB201 cifar10: DrNAS (progressive)"))
+    assert row.seeds == 1 and row.verdict == "not reached" and row.note.endswith("trained on the images on the GPU machine")
     assert json.loads((tmp_path / "run_info.json").read_text())["device"].startswith("cpu (report only")
     with pytest.raises(ConfigError, match="need a CUDA GPU"):  # the other seeds have not finished
         paper.run("full", tmp_path, only="cifar10-drnas_nb201_progressive-seed*")

@@ -233,6 +233,18 @@ def load_dataset(name: str, root: str | os.PathLike | None = None) -> ImageArray
     raise ConfigError(f"unknown image dataset {name!r}; choose from {', '.join(DATASETS)}")
 
 
+def image_source(name: str, root: str | os.PathLike | None = None) -> str:
+    """Which files :func:`load_dataset` reads for ``name``, in words (reported beside results trained on them:
+    the CIFAR-10 fallback is a lossy JPEG copy)."""
+    base = Path(root) if root is not None else data_root()
+    if name == "cifar10":
+        name = "cifar10-pickles" if (base / DATA_LAYOUT["cifar10-pickles"][0]).is_dir() else "cifar10-jpeg"
+    described = {"cifar10-pickles": "the official CIFAR-10 python pickles",
+                 "cifar10-jpeg": "a lossy JPEG copy of CIFAR-10 (quality 75, 4:2:0), not the original images",
+                 "cifar10-subset": "5,000 training images decoded from the JPEG copy of CIFAR-10"}
+    return described.get(name, f"the official {name} pickles")
+
+
 def _existing(base: Path, key: str) -> Path:
     relative, fetch = DATA_LAYOUT[key]
     path = base / relative

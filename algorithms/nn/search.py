@@ -436,10 +436,12 @@ def fingerprint(identity: dict) -> str:
 
 def run_search(search: SupernetSearch, train: Any, valid: Any, out_dir: Path, identity: dict,
                benchmark: Any = None, stop_after_epochs: int | None = None, progress: bool = True,
-               on_epoch: Callable[[dict], None] | None = None) -> dict:
+               on_epoch: Callable[[dict], None] | None = None, epoch_info: dict | None = None) -> dict:
     """Run (or resume) ``search`` over its schedule; write ``checkpoint.pt`` every epoch and ``result.json``
     at the end. ``identity`` (algorithm, resolved hyper-parameters, seed, dataset, ...) must match the
-    checkpoint's. ``stop_after_epochs`` ends the call early (to test resuming). Returns the result."""
+    checkpoint's. ``epoch_info`` (e.g. which image files) joins every epoch's record, as does the device:
+    a search resumed elsewhere shows it. ``stop_after_epochs`` ends the call early (to test resuming).
+    Returns the result."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = out_dir / "checkpoint.pt"
@@ -474,6 +476,7 @@ def run_search(search: SupernetSearch, train: Any, valid: Any, out_dir: Path, id
             torch.cuda.synchronize(search.device)
         record = _epoch_record(search, epoch, steps, {k: float(v) for k, v in totals.items()},
                                time.perf_counter() - t0)
+        record.update(epoch_info or {})
         if benchmark is not None and search.space_name == "nb201":
             record_rng.manual_seed(search.record_seed + epoch)  # per-epoch stream: resuming reproduces it
             record.update(_nb201_trajectory(search, benchmark, record_rng))
@@ -507,14 +510,21 @@ def _load_checkpoint(path: Path) -> dict:
 
 def _epoch_record(search: SupernetSearch, epoch: int, steps: int, totals: dict, seconds: float) -> dict:
     record = {"epoch": epoch, "stage": search.stage, "lr": search.weight_optimizer.param_groups[0]["lr"],
-              "seconds": seconds, "steps": steps,
+              "seconds": seconds, "steps": steps, "device": _device_name(search.device),
               "train_loss": totals["train_loss"] / steps,
               "train_acc": 100.0 * totals["train_correct"] / totals["train_count"],
-              "arch": str(search.get_final_architecture())}
+              "arch": str(search.get_final_architecture()),
+              # alpha per edge and op (pruned ops included): to compare with the official per-epoch logs
+              "alphas": {kind: [[round(v, 4) for v in edge] for edge in alpha.detach().cpu().tolist()]
+                         for kind, alpha in search.alphas.items()}}
     if "valid_count" in totals:  # validation metrics come from the architecture steps' batches
         record["valid_loss"] = totals["valid_loss"] / steps
         record["valid_acc"] = 100.0 * totals["valid_correct"] / totals["valid_count"]
     return record
+
+
+def _device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
 
 
 def _nb201_trajectory(search: SupernetSearch, benchmark: Any, generator: torch.Generator) -> dict:

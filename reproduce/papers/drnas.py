@@ -2,7 +2,7 @@
 
 ``run(scale, out)``: for every dataset whose images are present (CIFAR-10 here), DrNAS, DARTS (first
 order) and GDAS search the NB201 space over the configured seeds, each with the section named in
-``[nb201_table]`` (DrNAS progressive, as the official README's NB201 command; DARTS and GDAS plain); the
+``[nb201_table]`` (all plain, as the paper's table; DrNAS also progressive, the official README's command); the
 derived cell is looked up in NAS-Bench-201 (valid/test, mean +- std over seeds) and set beside the
 paper's row. Each search records, per epoch, the argmax cell and 100 cells drawn from the current
 architecture distribution with their NB201 accuracy: the search-trajectory figure. A DrNAS search of the
@@ -34,7 +34,9 @@ from reproduce import figures
 from reproduce.report import Headline, HeadlineRow, headline_table
 
 TITLE = "DrNAS: Dirichlet Neural Architecture Search (ICLR 2021)"
-METHODS = {"drnas": "DrNAS", "darts": "DARTS (1st order)", "gdas": "GDAS"}
+#: the NB201 table's rows: row key -> (label, algorithm); each row's config section is in drnas.toml [nb201_table]
+ROWS = {"drnas": ("DrNAS", "drnas"), "drnas_progressive": ("DrNAS (progressive)", "drnas"),
+        "darts": ("DARTS (1st order)", "darts"), "gdas": ("GDAS", "gdas")}
 #: the paper's NB201 table (valid, test), %; DARTS/GDAS rows as printed there (taken from NB201's runs)
 PAPER_NB201 = {
     "drnas": {"cifar10": ((91.55, 0.0), (94.36, 0.0)), "cifar100": ((73.49, 0.0), (73.51, 0.0)),
@@ -44,6 +46,9 @@ PAPER_NB201 = {
     "gdas": {"cifar10": ((89.89, 0.08), (93.61, 0.09)), "cifar100": ((71.34, 0.04), (70.70, 0.30)),
              "imagenet16-120": ((41.59, 1.33), (41.71, 0.98))},
 }
+# The paper's NB201 row comes from the plain search (the author, xiangning-chen/DrNAS issue #8); the progressive
+# search (the official README's NB201 command) is set beside the same numbers.
+PAPER_NB201["drnas_progressive"] = PAPER_NB201["drnas"]
 #: an absolute gap (percentage points) within which a full-scale mean counts as reproducing the paper
 TOLERANCE_PP = 0.5
 #: image data each NB201 dataset is searched on, per scale
@@ -69,10 +74,10 @@ def run(scale: str, out: Path, only: str | None = None) -> Path:
         except DataError as exc:
             unavailable[dataset] = str(exc)
             continue
-        for method in METHODS:
+        for row, (_, method) in ROWS.items():
             for seed in seeds:
-                section = sections[method]
-                jobs.append({"kind": "nb201", "method": method, "section": section,
+                section = sections[row]
+                jobs.append({"kind": "nb201", "row": row, "method": method, "section": section,
                              "overrides": nb201_overrides(scale, section), "seed": seed, "dataset": dataset,
                              "images": images, "device": device,
                              "out": str(out / "runs" / f"{dataset}-{section}-seed{seed}")})
@@ -96,8 +101,8 @@ def run(scale: str, out: Path, only: str | None = None) -> Path:
 
     nb201_results = [r for r in results if r["job"]["kind"] == "nb201"]
     for dataset in IMAGES["full"]:
-        for method, label in METHODS.items():
-            (pv, pv_std), (pt, pt_std) = PAPER_NB201[method][dataset]
+        for row, (label, _) in ROWS.items():
+            (pv, pv_std), (pt, pt_std) = PAPER_NB201[row][dataset]
             claim = f"NB201 {dataset}: {label} derived cell, valid / test accuracy (%)"
             paper = f"{pv:.2f}±{pv_std:.2f} / {pt:.2f}±{pt_std:.2f}"
             if dataset not in IMAGES[scale] or dataset in unavailable:
@@ -105,12 +110,14 @@ def run(scale: str, out: Path, only: str | None = None) -> Path:
                 rows.append({"claim": claim, "paper": paper, "ours": "—", "seeds": 0, "verdict": "not measurable here",
                              "note": f"needs the {dataset} training images: {reason}"})
                 continue
-            mine = [r for r in nb201_results if r["job"]["method"] == method and r["job"]["dataset"] == dataset]
+            mine = [r for r in nb201_results if r["job"]["row"] == row and r["job"]["dataset"] == dataset]
             if not mine:
                 rows.append({"claim": claim, "paper": paper, "ours": "—", "seeds": 0, "verdict": "not run",
                              "note": f"no finished {scale}-scale search in {out / 'runs'} yet (see --only)"})
                 continue
-            rows.append(_nb201_row(claim, paper, pt, mine, scale))
+            row_summary = _nb201_row(claim, paper, pt, mine, scale)
+            row_summary["note"] += f"; trained on {_trained_on(mine, IMAGES[scale][dataset])}"
+            rows.append(row_summary)
     darts_results = [r for r in results if r["job"]["kind"] == "darts"]
     darts_claim = ("DARTS space (CIFAR-10), progressive DrNAS search: derived genotype "
                    "(paper: 2.46±0.03 % test error after training it)")
@@ -171,6 +178,18 @@ def _why_not_searched(dataset: str, scale: str) -> str:
     except DataError as exc:
         return str(exc)
     return f"the {scale} scale searches CIFAR-10 only"
+
+
+def _trained_on(results: list[dict], images: str) -> str:
+    """The image files the searches recorded; searches from before the record existed: what is here now."""
+    recorded = sorted({h["images"] for r in results for h in r["history"] if "images" in h})
+    return "; ".join(recorded) if recorded else f"{_image_source(images)} (as found here; not recorded by the run)"
+
+
+def _image_source(name: str) -> str:
+    from algorithms.nn.data import image_source
+
+    return image_source(name)
 
 
 def _load_images(name: str):
@@ -237,7 +256,8 @@ def _search_job(job: dict) -> dict:
     if job["kind"] == "nb201":
         from benchmarks.nb201 import NB201Benchmark
         benchmark = NB201Benchmark.load()
-    result = run_search(search, train, valid, out, identity, benchmark=benchmark, progress=sys.stderr.isatty())
+    result = run_search(search, train, valid, out, identity, benchmark=benchmark, progress=sys.stderr.isatty(),
+                        epoch_info={"images": _image_source(job["images"])})
     return {**result, "job": job}
 
 
@@ -263,14 +283,14 @@ def _nb201_row(claim: str, paper: str, paper_test: float, results: list[dict], s
 
 
 def _trajectory_figure(results: list[dict], folder: Path) -> list[Path]:
-    """Per method (first seed): the range and mean of the sampled cells' NB201 test accuracy per epoch,
+    """Per table row (first seed): the range and mean of the sampled cells' NB201 test accuracy per epoch,
     and the accuracy of the argmax cell (DrNAS Figure: search trajectory)."""
     plt = figures.pyplot()
 
-    methods = [m for m in METHODS if any(r["job"]["method"] == m for r in results)]
-    fig, axes = plt.subplots(1, len(methods), figsize=(4.2 * len(methods), 3.4), sharey=True, squeeze=False)
-    for ax, method in zip(axes[0], methods):
-        first = min((r for r in results if r["job"]["method"] == method), key=lambda r: r["job"]["seed"])
+    rows = [row for row in ROWS if any(r["job"]["row"] == row for r in results)]
+    fig, axes = plt.subplots(1, len(rows), figsize=(4.2 * len(rows), 3.4), sharey=True, squeeze=False)
+    for ax, row in zip(axes[0], rows):
+        first = min((r for r in results if r["job"]["row"] == row), key=lambda r: r["job"]["seed"])
         hist = first["history"]
         epochs = [h["epoch"] + 1 for h in hist]
         ax.fill_between(epochs, [h["sampled_test_min"] for h in hist], [h["sampled_test_max"] for h in hist],
@@ -279,7 +299,7 @@ def _trajectory_figure(results: list[dict], folder: Path) -> list[Path]:
         ax.fill_between(epochs, quartiles[:, 0], quartiles[:, 1], alpha=0.35, label="sampled cells (25-75 %)")
         ax.plot(epochs, [h["sampled_test_mean"] for h in hist], "--", label="sampled cells (mean)")
         ax.plot(epochs, [h["argmax_test"] for h in hist], "-o", ms=3, label="argmax cell")
-        ax.set_title(f"{METHODS[method]} (seed {first['job']['seed']}, {first['job']['dataset']})")
+        ax.set_title(f"{ROWS[row][0]} (seed {first['job']['seed']}, {first['job']['dataset']})")
         ax.set_xlabel("search epoch")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("NB201 test accuracy (%)")
