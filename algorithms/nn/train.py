@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import math
 import pickle
 import time
 import tomllib
@@ -308,7 +309,8 @@ def _run_cli(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class BriefTraining:
-    """The optimiser and schedule of :func:`fit_classifier` (SGD with momentum, cosine to ``lr_min``)."""
+    """The optimiser and schedule of :func:`fit_classifier` (SGD with momentum, cosine to ``lr_min``;
+    ``grad_clip`` 0: no clipping)."""
 
     epochs: int
     learning_rate: float
@@ -327,29 +329,31 @@ class BriefTraining:
 
 
 def fit_classifier(model: nn.Module, train: ImageBatches, evaluations: dict[str, ImageBatches],
-                   schedule: BriefTraining, progress: bool = False) -> dict:
+                   schedule: BriefTraining, progress: bool = False, nesterov: bool = False,
+                   bf16: bool = True) -> dict:
     """Train ``model`` (its forward returns ``(logits, auxiliary logits or None)``, as the DARTS networks')
     on ``train`` for ``schedule.epochs`` epochs with the optimiser of :func:`train_network` (no auxiliary
     head, no drop-path), then return ``{"history": [...], "<name>_acc": %, "<name>_loss": ...}`` for every
     batch set of ``evaluations``. Runs start to end in one call: for trainings of seconds to minutes, where
     a checkpoint would cost more than it saves."""
     use_cuda = train.device.type == "cuda"
+    autocast = use_cuda and bf16  # bf16 autocast on a GPU
     optimizer = torch.optim.SGD(model.parameters(), schedule.learning_rate, momentum=schedule.momentum,
-                                weight_decay=schedule.weight_decay)
+                                weight_decay=schedule.weight_decay, nesterov=nesterov)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, float(schedule.epochs), eta_min=schedule.lr_min)
     # _train_epoch reads the auxiliary weight and the clipping norm from its config
-    epoch_config = argparse.Namespace(auxiliary_weight=0.0, grad_clip=schedule.grad_clip)
+    epoch_config = argparse.Namespace(auxiliary_weight=0.0, grad_clip=schedule.grad_clip or math.inf)
     criterion = nn.CrossEntropyLoss()
     history = []
     for epoch in range(schedule.epochs):
         started = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
-        loss, acc = _train_epoch(model, train, optimizer, criterion, epoch_config, use_cuda,
+        loss, acc = _train_epoch(model, train, optimizer, criterion, epoch_config, autocast,
                                  desc=f"epoch {epoch + 1}/{schedule.epochs}", progress=progress)
         scheduler.step()
         history.append({"epoch": epoch + 1, "lr": lr, "train_loss": loss, "train_acc": acc,
                         "seconds": time.perf_counter() - started})
     result: dict = {"history": history}
     for name, batches in evaluations.items():
-        result[f"{name}_loss"], result[f"{name}_acc"] = evaluate(model, batches, use_cuda)
+        result[f"{name}_loss"], result[f"{name}_acc"] = evaluate(model, batches, autocast)
     return result

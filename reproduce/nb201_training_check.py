@@ -1,0 +1,142 @@
+"""Does our training stack, on our images, reach NAS-Bench-201's accuracies? Train NB201 cells with NB201's own
+recipe and set the test accuracy beside the benchmark's value for the same cell and epoch count.
+
+Why: our DrNAS supernet trains slower than the official one from its first epoch (results/drnas/GPU.md), and
+our only CIFAR-10 is a lossy JPEG copy. A stand-alone cell trained here that falls short of the table points at
+the images (or the stack); one that matches it clears them.
+
+Recipe (NB201 / NATS-Bench topology, hp=12 and hp=200): SGD lr 0.1, Nesterov momentum 0.9, weight decay 5e-4,
+cosine to 0, batch 256, random crop (pad 4) + flip, fp32, no gradient clipping, trained on the 50,000 training
+images and tested on the 10,000 test images; cells with C=16, N=5, affine BN. The benchmark's 12-epoch column
+(``hp12_cifar10_test`` in ../shared/data) may come from NB201's ``cifar10-valid`` runs (25,000 training images):
+compare 12-epoch gaps with that caveat; the 200-epoch column is the ``cifar10`` run exactly.
+
+    python -m reproduce.nb201_training_check --epochs 12 [--cells ARCH,...] [--out DIR] [--device cuda]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from nasrepro.errors import ConfigError, NasReproError
+from nasrepro.io import atomic_write_json, atomic_write_text
+
+#: cells checked by default: the space's best (CIFAR-10 test, 200 epochs), the cell our paper-scale progressive
+#: DrNAS search derived (seed 0), and an all-average-pool cell (the direction our searches drift)
+DEFAULT_CELLS = (
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|",
+    "|nor_conv_3x3~0|+|avg_pool_3x3~0|avg_pool_3x3~1|+|avg_pool_3x3~0|avg_pool_3x3~1|avg_pool_3x3~2|",
+    "|avg_pool_3x3~0|+|avg_pool_3x3~0|avg_pool_3x3~1|+|avg_pool_3x3~0|avg_pool_3x3~1|avg_pool_3x3~2|",
+)
+BENCHMARK_EPOCHS = (12, 200)
+
+
+class NB201CellNetwork(nn.Module):
+    """One NB201 cell in NB201's macro network: the search network with every edge pruned to its one op and
+    weight 1, so it computes exactly ``sum over edges of op(x)`` (a ``none`` edge adds zero)."""
+
+    def __init__(self, arch, C: int = 16, N: int = 5, num_classes: int = 10):
+        super().__init__()
+        from algorithms.nn.nb201_supernet import NB201Supernet
+        from benchmarks.nb201 import OPS
+
+        self.net = NB201Supernet(C, N, num_classes, affine=True)
+        one_hot = torch.zeros(len(arch.ops), len(OPS))
+        one_hot[torch.arange(len(arch.ops)), torch.tensor(arch.ops)] = 1.0
+        self.net.prune({"cell": one_hot.bool()})
+        self.register_buffer("weights", one_hot)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return self.net(x, {"cell": self.weights}), None  # (logits, no auxiliary head), as fit_classifier expects
+
+
+def check(cells: list[str], epochs: int, device: str, seed: int = 0, images: str = "cifar10",
+          train_images: int = 0, progress: bool = True) -> dict:
+    """``train_images`` > 0 trains on that many (a smoke test; the benchmark's numbers use all)."""
+    from algorithms.nn.data import ImageBatches, image_source, load_dataset
+    from algorithms.nn.train import BriefTraining, fit_classifier
+    from benchmarks.nb201 import NB201Benchmark, NB201Space
+
+    space, benchmark = NB201Space(), NB201Benchmark.load()
+    archs = [space.parse(cell) for cell in cells]  # bad strings fail here, before any training
+    arrays = load_dataset(images)
+    schedule = BriefTraining(epochs=epochs, learning_rate=0.1, lr_min=0.0, momentum=0.9, weight_decay=5e-4,
+                             grad_clip=0.0)
+    rows = []
+    for index, arch in enumerate(archs):
+        generator = torch.Generator(device=device).manual_seed(seed + index)
+        train = ImageBatches(arrays.x_train, arrays.y_train, batch_size=256, mean=arrays.mean, std=arrays.std,
+                             generator=generator, augment=True)
+        if train_images:
+            train = train.subset(train_images, torch.Generator().manual_seed(seed))
+        test = ImageBatches(arrays.x_test, arrays.y_test, batch_size=1000, mean=arrays.mean, std=arrays.std,
+                            generator=generator)
+        with torch.random.fork_rng(devices=[]):  # layer initialisation draws from the global generator
+            torch.manual_seed(seed + index)
+            model = NB201CellNetwork(arch, num_classes=arrays.num_classes).to(device)
+        outcome = fit_classifier(model, train, {"test": test}, schedule, progress=progress, nesterov=True, bf16=False)
+        table = {e: benchmark.query(arch, "cifar10", split="test", epoch=e) for e in BENCHMARK_EPOCHS}
+        row = {"cell": space.format(arch), "epochs": epochs, "ours_test": round(outcome["test_acc"], 2),
+               "nb201_test": {str(e): round(v, 2) for e, v in table.items()},
+               "history": outcome["history"]}
+        if epochs in table:
+            row["gap_pp"] = round(outcome["test_acc"] - table[epochs], 2)
+        rows.append(row)
+        print(f"{row['cell']}: ours {row['ours_test']:.2f} % after {epochs} epochs; NB201 "
+              + ", ".join(f"{e} epochs {v:.2f} %" for e, v in table.items()), file=sys.stderr)
+    return {"date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "device": _device_name(device),
+            "images": image_source(images), "train_images": train_images or len(arrays.y_train), "seed": seed, "recipe": {**schedule.__dict__, "nesterov": True, "bf16": False, "batch_size": 256},
+            "cells": rows}
+
+
+def _device_name(device: str) -> str:
+    return torch.cuda.get_device_name(device) if device.startswith("cuda") else device
+
+
+def markdown(result: dict) -> str:
+    lines = ["# NB201 cells trained here vs NAS-Bench-201", "",
+             f"{result['date']} on {result['device']}; images: {result['images']} ({result['train_images']:,} "
+             f"for training); seed {result['seed']}; "
+             "recipe: NB201's (SGD 0.1 Nesterov, wd 5e-4, cosine, batch 256, fp32).", "",
+             "| cell | epochs | ours, test % | NB201 12 ep. | NB201 200 ep. | gap (pp) |", "|---|---:|---:|---:|---:|---:|"]
+    for r in result["cells"]:
+        cell = r["cell"].replace("|", "\\|")
+        gap = f"{r['gap_pp']:+.2f}" if "gap_pp" in r else "—"
+        lines.append(f"| `{cell}` | {r['epochs']} | {r['ours_test']:.2f} | {r['nb201_test']['12']:.2f} | "
+                     f"{r['nb201_test']['200']:.2f} | {gap} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m reproduce.nb201_training_check", description=__doc__.split("\n")[0])
+    parser.add_argument("--cells", help="comma-separated NB201 cell strings (default: best, DrNAS seed 0, all-pool)")
+    parser.add_argument("--epochs", type=int, default=12, help="12 or 200 have benchmark values (default 12)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--images", default="cifar10", help="image set (cifar10 = pickles if present, else JPEG)")
+    parser.add_argument("--train-images", type=int, default=0, help="train on this many (smoke test; default all)")
+    parser.add_argument("--out", type=Path, default=Path("results/drnas/nb201_training_check"))
+    args = parser.parse_args(argv)
+    try:
+        if args.epochs < 1 or args.train_images < 0:
+            raise ConfigError(f"--epochs must be >= 1 and --train-images >= 0, got {args.epochs}, {args.train_images}")
+        cells = args.cells.split(",") if args.cells else list(DEFAULT_CELLS)
+        result = check(cells, args.epochs, args.device, args.seed, args.images, args.train_images,
+                       progress=sys.stderr.isatty())
+    except NasReproError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    stem = args.out / f"epochs{args.epochs}"
+    atomic_write_json(stem.with_suffix(".json"), result)
+    atomic_write_text(stem.with_suffix(".md"), markdown(result))
+    print(f"wrote {stem}.json and .md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

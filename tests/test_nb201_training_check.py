@@ -1,0 +1,58 @@
+"""reproduce.nb201_training_check: NB201 cells trained with NB201's recipe, beside the benchmark's accuracy."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from benchmarks.nb201 import NB201Space
+from reproduce.nb201_training_check import DEFAULT_CELLS, NB201CellNetwork, main
+
+pytestmark = pytest.mark.data
+
+
+def _trained_parameters(network: torch.nn.Module) -> int:
+    network.zero_grad(set_to_none=True)
+    logits, _ = network(torch.randn(2, 3, 32, 32))
+    logits.sum().backward()
+    return sum(p.numel() for p in network.parameters() if p.grad is not None)
+
+
+def test_cell_network_is_nb201s_network_by_parameter_count(nb201):
+    """Every parameter the cell's forward uses, counted, equals NB201's own count for that cell (MB = 1e6),
+    for the default cells and 3 random ones (a missing or extra op, BN affine or not, would change it)."""
+    space = NB201Space()
+    rng = np.random.default_rng(0)
+    cells = [space.parse(c) for c in DEFAULT_CELLS] + [space.sample(rng) for _ in range(3)]
+    for arch in cells:
+        expected = nb201.query(arch, "cifar10", metric="params", split=None)
+        assert _trained_parameters(NB201CellNetwork(arch)) / 1e6 == pytest.approx(expected, abs=1e-6), arch
+
+
+def test_none_edges_add_nothing():
+    """An all-none cell passes nothing: the logits do not depend on the input."""
+    network = NB201CellNetwork(NB201Space().parse("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")).eval()
+    a, _ = network(torch.randn(2, 3, 32, 32))
+    b, _ = network(torch.randn(2, 3, 32, 32))
+    assert torch.allclose(a, b)
+
+
+def test_check_writes_our_accuracy_beside_the_table(tmp_path, nb201, one_torch_thread, capsys):
+    cell = DEFAULT_CELLS[2]  # all pools: the cheapest cell to train
+    assert main(["--cells", cell, "--epochs", "1", "--images", "cifar10-subset", "--train-images", "512",
+                 "--device", "cpu", "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "epochs1.json").read_text())
+    row = result["cells"][0]
+    arch = NB201Space().parse(cell)
+    assert row["nb201_test"]["12"] == pytest.approx(nb201.query(arch, "cifar10", split="test", epoch=12), abs=0.01)
+    assert 0.0 <= row["ours_test"] <= 100.0 and len(row["history"]) == 1 and "gap_pp" not in row
+    assert result["recipe"]["nesterov"] and not result["recipe"]["bf16"] and "JPEG" in result["images"]
+    assert result["train_images"] == 512
+    assert "| 1 |" in (tmp_path / "epochs1.md").read_text()
+
+
+def test_bad_cell_is_one_line_and_exit_2(tmp_path, capsys):
+    assert main(["--cells", "|conv~0|", "--epochs", "1", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:")
+    assert not any(tmp_path.iterdir())
