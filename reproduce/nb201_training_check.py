@@ -34,6 +34,7 @@ DEFAULT_CELLS = (
     "|avg_pool_3x3~0|+|avg_pool_3x3~0|avg_pool_3x3~1|+|avg_pool_3x3~0|avg_pool_3x3~1|avg_pool_3x3~2|",
 )
 BENCHMARK_EPOCHS = (12, 200)
+CIFAR10_TEST_IMAGES = 10_000
 
 
 class NB201CellNetwork(nn.Module):
@@ -82,12 +83,14 @@ def check(cells: list[str], epochs: int, device: str, seed: int = 0, images: str
         outcome = fit_classifier(model, train, {"test": test}, schedule, progress=progress, nesterov=True, bf16=False)
         table = {e: benchmark.query(arch, "cifar10", split="test", epoch=e) for e in BENCHMARK_EPOCHS}
         row = {"cell": space.format(arch), "epochs": epochs, "ours_test": round(outcome["test_acc"], 2),
+               "train_images": train.num_samples, "test_images": test.num_samples,
                "nb201_test": {str(e): round(v, 2) for e, v in table.items()},
                "history": outcome["history"]}
-        if epochs in table:
+        if epochs in table and test.num_samples == CIFAR10_TEST_IMAGES:  # else not the benchmark's test set
             row["gap_pp"] = round(outcome["test_acc"] - table[epochs], 2)
         rows.append(row)
-        print(f"{row['cell']}: ours {row['ours_test']:.2f} % after {epochs} epochs; NB201 "
+        print(f"{row['cell']}: ours {row['ours_test']:.2f} % ({test.num_samples:,} test images) after {epochs} "
+              "epochs; NB201 "
               + ", ".join(f"{e} epochs {v:.2f} %" for e, v in table.items()), file=sys.stderr)
     return {"date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "device": _device_name(device),
             "images": image_source(images), "train_images": train_images or len(arrays.y_train), "seed": seed, "recipe": {**schedule.__dict__, "nesterov": True, "bf16": False, "batch_size": 256},
@@ -103,11 +106,12 @@ def markdown(result: dict) -> str:
              f"{result['date']} on {result['device']}; images: {result['images']} ({result['train_images']:,} "
              f"for training); seed {result['seed']}; "
              "recipe: NB201's (SGD 0.1 Nesterov, wd 5e-4, cosine, batch 256, fp32).", "",
-             "| cell | epochs | ours, test % | NB201 12 ep. | NB201 200 ep. | gap (pp) |", "|---|---:|---:|---:|---:|---:|"]
+             "| cell | epochs | ours, test % (images) | NB201 12 ep. | NB201 200 ep. | gap (pp) |",
+             "|---|---:|---:|---:|---:|---:|"]
     for r in result["cells"]:
         cell = r["cell"].replace("|", "\\|")
         gap = f"{r['gap_pp']:+.2f}" if "gap_pp" in r else "—"
-        lines.append(f"| `{cell}` | {r['epochs']} | {r['ours_test']:.2f} | {r['nb201_test']['12']:.2f} | "
+        lines.append(f"| `{cell}` | {r['epochs']} | {r['ours_test']:.2f} ({r['test_images']:,}) | {r['nb201_test']['12']:.2f} | "
                      f"{r['nb201_test']['200']:.2f} | {gap} |")
     return "\n".join(lines) + "\n"
 

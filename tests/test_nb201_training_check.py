@@ -45,7 +45,8 @@ def test_check_writes_our_accuracy_beside_the_table(tmp_path, nb201, one_torch_t
     row = result["cells"][0]
     arch = NB201Space().parse(cell)
     assert row["nb201_test"]["12"] == pytest.approx(nb201.query(arch, "cifar10", split="test", epoch=12), abs=0.01)
-    assert 0.0 <= row["ours_test"] <= 100.0 and len(row["history"]) == 1 and "gap_pp" not in row
+    assert 0.0 <= row["ours_test"] <= 100.0 and len(row["history"]) == 1
+    assert row["test_images"] == 1000 and "gap_pp" not in row  # the subset's 1,000 test images; 1 epoch has no table value
     assert result["recipe"]["nesterov"] and not result["recipe"]["bf16"] and "JPEG" in result["images"]
     assert result["train_images"] == 512
     assert "| 1 |" in (tmp_path / "epochs1.md").read_text()
