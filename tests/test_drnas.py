@@ -234,10 +234,22 @@ def test_only_runs_the_selected_searches_and_reports_the_rest_as_not_run(tmp_pat
     rows = {r.claim.split(": ")[1].split(" derived")[0]: r for r in headline.rows if "cifar10:" in r.claim}
     assert rows["DrNAS (progressive)"].seeds == 3 and rows["DrNAS (progressive)"].verdict != "not run"
     assert rows["DrNAS"].verdict == "not run"  # the plain search, not selected
-    assert rows["DARTS (1st order)"].note.endswith("images cifar10-subset (as found here; not recorded by the run)")
+    assert rows["DARTS (1st order)"].note.endswith(
+        "images cifar10-subset (as found here: some epochs did not record their images)")
     assert rows["DARTS (1st order)"].seeds == 1  # the earlier run
     assert rows["GDAS"].verdict == "not run" and rows["GDAS"].seeds == 0
     assert "--only" in headline.command
+
+
+def test_trained_on_names_every_recorded_source_and_flags_unrecorded_epochs(monkeypatch):
+    from reproduce.papers import drnas as paper
+
+    monkeypatch.setattr(paper, "_image_source", lambda name: f"images {name}")
+    resumed = {"history": [{"epoch": 0}, {"epoch": 1, "images": "JPEG copy"}]}  # epoch 0 ran before the record
+    recorded = {"history": [{"epoch": 0, "images": "pickles"}]}
+    assert paper._trained_on([recorded], "cifar10") == "pickles"
+    assert paper._trained_on([recorded, resumed], "cifar10") == (
+        "JPEG copy; pickles; images cifar10 (as found here: some epochs did not record their images)")
 
 
 def test_full_scale_reports_finished_searches_without_a_gpu_and_refuses_unfinished_ones(tmp_path, monkeypatch):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from benchmarks.nb201 import NB201Space
-from reproduce.nb201_training_check import DEFAULT_CELLS, NB201CellNetwork, main
+from reproduce.nb201_training_check import DEFAULT_CELLS, NB201CellNetwork, gap_to_table, main
 
 pytestmark = pytest.mark.data
 
@@ -52,8 +52,27 @@ def test_check_writes_our_accuracy_beside_the_table(tmp_path, nb201, one_torch_t
     assert "| 1 |" in (tmp_path / "epochs1.md").read_text()
 
 
-def test_bad_cell_is_one_line_and_exit_2(tmp_path, capsys):
-    assert main(["--cells", "|conv~0|", "--epochs", "1", "--out", str(tmp_path)]) == 2
+def test_gap_only_against_the_whole_cifar10_test_split():
+    table = {12: 88.66, 200: 94.36}
+    assert gap_to_table(90.0, table, 12, 10_000) == pytest.approx(1.34)
+    assert gap_to_table(90.0, table, 12, 10) is None  # a trimmed test set compares other images
+    assert gap_to_table(90.0, table, 5, 10_000) is None  # no benchmark value after 5 epochs
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--cells", "|conv~0|"], "conv"),
+    (["--epochs", "0"], "--epochs"),
+    pytest.param(["--device", "cuda:0"], "no CUDA GPU",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, message):
+    assert main([*args, "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error:")
+    assert len(err) == 1 and err[0].startswith("error:") and message in err[0]
     assert not any(tmp_path.iterdir())
+
+
+def test_other_datasets_are_refused_by_name(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:  # argparse: usage and one error line
+        main(["--images", "cifar100", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2 and "cifar100" in capsys.readouterr().err

@@ -104,3 +104,43 @@ def test_command_line_parses_and_reports_bad_scale_as_config_error(tmp_path):
     with pytest.raises(ConfigError, match="huge"):
         args.func(args)
     assert not (tmp_path / "run").exists()
+
+
+# -- fit_classifier (brief trainings) -------------------------------------------------------------------
+class _Linear(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(3 * 8 * 8, 10)
+
+    def forward(self, x):
+        return self.fc(x.flatten(1)), None
+
+
+def _brief(arrays, monkeypatch, grad_clip, **options):
+    from algorithms.nn.data import ImageBatches
+    from algorithms.nn.train import BriefTraining, fit_classifier
+
+    created = []
+    real_sgd = torch.optim.SGD
+
+    def recording_sgd(*args, **kwargs):
+        created.append(kwargs)
+        return real_sgd(*args, **kwargs)
+
+    monkeypatch.setattr(torch.optim, "SGD", recording_sgd)
+    torch.manual_seed(0)
+    model = _Linear()
+    before = model.fc.weight.detach().clone()
+    batches = ImageBatches(arrays.x_train[:, :8, :8], arrays.y_train, batch_size=8, mean=arrays.mean,
+                           std=arrays.std, generator=torch.Generator().manual_seed(0))
+    schedule = BriefTraining(epochs=1, learning_rate=0.1, lr_min=0.0, momentum=0.9, weight_decay=0.0,
+                             grad_clip=grad_clip)
+    fit_classifier(model, batches, {}, schedule, **options)
+    return created[0], (model.fc.weight.detach() - before).abs().max().item()
+
+
+def test_fit_classifier_passes_nesterov_and_grad_clip_zero_means_no_clipping(arrays, monkeypatch):
+    sgd, moved = _brief(arrays, monkeypatch, grad_clip=0.0, nesterov=True)
+    assert sgd["nesterov"] is True and moved > 1e-3  # clipping to norm 0 would leave the weights where they were
+    sgd, tiny = _brief(arrays, monkeypatch, grad_clip=1e-6)
+    assert sgd["nesterov"] is False and tiny < moved / 100

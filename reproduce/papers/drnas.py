@@ -116,6 +116,9 @@ def run(scale: str, out: Path, only: str | None = None) -> Path:
                              "note": f"no finished {scale}-scale search in {out / 'runs'} yet (see --only)"})
                 continue
             row_summary = _nb201_row(claim, paper, pt, mine, scale)
+            if row == "drnas_progressive":
+                row_summary["note"] += ("; the paper publishes no progressive NB201 number: compared with its "
+                                        "DrNAS row (the plain search)")
             row_summary["note"] += f"; trained on {_trained_on(mine, IMAGES[scale][dataset])}"
             rows.append(row_summary)
     darts_results = [r for r in results if r["job"]["kind"] == "darts"]
@@ -181,9 +184,13 @@ def _why_not_searched(dataset: str, scale: str) -> str:
 
 
 def _trained_on(results: list[dict], images: str) -> str:
-    """The image files the searches recorded; searches from before the record existed: what is here now."""
-    recorded = sorted({h["images"] for r in results for h in r["history"] if "images" in h})
-    return "; ".join(recorded) if recorded else f"{_image_source(images)} (as found here; not recorded by the run)"
+    """The image files the searches recorded, epoch by epoch; epochs run before the record existed count as
+    what is here now, and say so."""
+    sources = {h.get("images") for r in results for h in r["history"]}
+    named = sorted(s for s in sources if s is not None)
+    if None in sources:
+        named.append(f"{_image_source(images)} (as found here: some epochs did not record their images)")
+    return "; ".join(named)
 
 
 def _image_source(name: str) -> str:
@@ -201,10 +208,16 @@ def _load_images(name: str):
 def _run_jobs(jobs: list[dict], device: str) -> list[dict]:
     """Run the searches in parallel processes with one CPU thread each on CPU, one per core (the quick
     scale is compute-bound; two single-threaded searches beat one two-threaded one on 2 cores). On a GPU
-    one at a time: the fp32 NB201 step with CUDA graphs nearly fills an H100 (three searches sharing it
-    gained 1.08x throughput, results/drnas/GPU.md), and one at a time finishes searches soonest."""
+    (results/drnas/GPU.md): fp32 searches one at a time (the fp32 NB201 step with CUDA graphs nearly fills
+    an H100: three sharing it gained about 1.05x); bf16 searches one per two CPU cores (two bf16 NB201
+    searches sharing an H100 each kept nearly their solo speed)."""
     cores = os.cpu_count() or 1
-    workers = min(len(jobs), cores if device == "cpu" else 1)
+    if device == "cpu":
+        workers = cores
+    else:
+        fp32 = any(load_hparams("drnas", job["section"], job["overrides"])["precision"] == "fp32" for job in jobs)
+        workers = 1 if fp32 else max(1, cores // 2)
+    workers = min(len(jobs), workers)
     if workers <= 1:
         return [_search_job(job) for job in jobs]
     # spawn, not fork: a forked child of a process that has used torch's thread pool can deadlock
