@@ -16,6 +16,7 @@ compare 12-epoch gaps with that caveat; the 200-epoch column is the ``cifar10`` 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,6 +36,9 @@ DEFAULT_CELLS = (
 )
 BENCHMARK_EPOCHS = (12, 200)
 CIFAR10_TEST_IMAGES = 10_000
+#: NB201's training recipe (grad_clip 0: none; fp32)
+RECIPE = {"learning_rate": 0.1, "lr_min": 0.0, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4,
+          "grad_clip": 0.0, "batch_size": 256, "bf16": False}
 #: the image sets this check accepts: the benchmark's numbers are CIFAR-10's
 CIFAR10_IMAGES = ("cifar10", "cifar10-jpeg", "cifar10-subset")
 
@@ -65,15 +69,16 @@ def check(cells: list[str], epochs: int, device: str, seed: int = 0, images: str
     from algorithms.nn.train import BriefTraining, fit_classifier
     from benchmarks.nb201 import NB201Benchmark, NB201Space
 
-    space, benchmark = NB201Space(), NB201Benchmark.load()
-    archs = [space.parse(cell) for cell in cells]  # bad strings fail here, before any training
-    arrays = load_dataset(images)
-    schedule = BriefTraining(epochs=epochs, learning_rate=0.1, lr_min=0.0, momentum=0.9, weight_decay=5e-4,
-                             grad_clip=0.0)
+    space = NB201Space()
+    archs = [space.parse(cell) for cell in cells]  # bad strings fail here, before any data is read
+    benchmark, arrays = NB201Benchmark.load(), load_dataset(images)
+    schedule = BriefTraining(epochs=epochs, **{k: RECIPE[k] for k in ("learning_rate", "lr_min", "momentum",
+                                                                      "weight_decay", "grad_clip")})
     rows = []
     for index, arch in enumerate(archs):
         generator = torch.Generator(device=device).manual_seed(seed + index)
-        train = ImageBatches(arrays.x_train, arrays.y_train, batch_size=256, mean=arrays.mean, std=arrays.std,
+        train = ImageBatches(arrays.x_train, arrays.y_train, batch_size=RECIPE["batch_size"], mean=arrays.mean,
+                             std=arrays.std,
                              generator=generator, augment=True)
         if train_images:
             train = train.subset(train_images, torch.Generator().manual_seed(seed))
@@ -82,7 +87,8 @@ def check(cells: list[str], epochs: int, device: str, seed: int = 0, images: str
         with torch.random.fork_rng(devices=[]):  # layer initialisation draws from the global generator
             torch.manual_seed(seed + index)
             model = NB201CellNetwork(arch, num_classes=arrays.num_classes).to(device)
-        outcome = fit_classifier(model, train, {"test": test}, schedule, progress=progress, nesterov=True, bf16=False)
+        outcome = fit_classifier(model, train, {"test": test}, schedule, progress=progress,
+                                 nesterov=RECIPE["nesterov"], bf16=RECIPE["bf16"])
         table = {e: benchmark.query(arch, "cifar10", split="test", epoch=e) for e in BENCHMARK_EPOCHS}
         row = {"cell": space.format(arch), "epochs": epochs, "ours_test": round(outcome["test_acc"], 2),
                "train_images": train.num_samples, "test_images": test.num_samples,
@@ -96,8 +102,8 @@ def check(cells: list[str], epochs: int, device: str, seed: int = 0, images: str
               "epochs; NB201 "
               + ", ".join(f"{e} epochs {v:.2f} %" for e, v in table.items()), file=sys.stderr)
     return {"date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "device": _device_name(device),
-            "images": image_source(images), "train_images": train_images or len(arrays.y_train), "seed": seed, "recipe": {**schedule.__dict__, "nesterov": True, "bf16": False, "batch_size": 256},
-            "cells": rows}
+            "images": image_source(images), "train_images": train_images or len(arrays.y_train), "seed": seed,
+            "recipe": {**RECIPE, "epochs": epochs}, "cells": rows}
 
 
 def gap_to_table(ours: float, table: dict[int, float], epochs: int, test_images: int) -> float | None:
@@ -149,7 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     except NasReproError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    stem = args.out / f"epochs{args.epochs}"
+    # the default cells' result by epoch count; other cells get their own file (no silent overwrite)
+    stem = args.out / (f"epochs{args.epochs}" if not args.cells else
+                       f"epochs{args.epochs}-cells-{hashlib.sha256(args.cells.encode()).hexdigest()[:8]}")
     try:
         atomic_write_json(stem.with_suffix(".json"), result)
         atomic_write_text(stem.with_suffix(".md"), markdown(result))

@@ -174,7 +174,7 @@ def test_search_records_sampled_architectures_with_benchmark_accuracy(tmp_path, 
     assert record["sampled_test_min"] <= record["sampled_test_max"]
     assert record["argmax_test"] == pytest.approx(nb201.query(record["arch"], "cifar10", split="test"))
     assert (tmp_path / "result.json").is_file()
-    alphas = torch.tensor(record["alphas"]["cell"])  # the epoch's alpha, as the official logs print it
+    alphas = torch.tensor(record["alphas"]["cell"])  # the epoch's raw alpha (the official log prints softmax and ELU + 1 of it)
     assert alphas.shape == search.alphas["cell"].shape
     assert torch.allclose(alphas, search.alphas["cell"].detach().cpu(), atol=1e-4) and alphas.abs().sum() > 0
 
@@ -299,3 +299,48 @@ def test_cuda_graph_step_learns_like_the_eager_step():
         assert not torch.equal(before, search.alphas["cell"].detach())  # replayed arch steps update alpha
     assert torch.isfinite(losses[True]).all()
     assert losses[True][-10:].mean() == pytest.approx(losses[False][-10:].mean(), abs=0.3)
+
+
+def test_search_job_records_its_images_in_every_epoch(tmp_path, monkeypatch):
+    """_search_job hands the image description to run_search (so each epoch record names its images)."""
+    import algorithms.nn.search as search_module
+    from reproduce.papers import drnas as paper
+
+    seen = {}
+    monkeypatch.setattr(paper, "_load_images", lambda name: type("A", (), {"num_classes": 10})())
+    monkeypatch.setattr(paper, "_image_source", lambda name: f"images {name}")
+    monkeypatch.setattr(search_module, "search_data", lambda search, arrays, seed: (None, None))
+    monkeypatch.setattr(search_module, "run_search", lambda *a, **k: seen.update(k) or {"finished": True})
+    job = {"kind": "darts", "row": "drnas", "method": "drnas", "section": "drnas_darts",
+           "overrides": {k: v for k, v in load_hparams("drnas", "scale_quick_darts").items() if k != "seeds"},
+           "seed": 0, "dataset": "cifar10", "images": "cifar10-subset", "device": "cpu", "out": str(tmp_path)}
+    paper._search_job(job)
+    assert seen["epoch_info"] == {"images": "images cifar10-subset"}
+
+
+def test_fp32_searches_share_no_gpu_and_bf16_ones_do(monkeypatch):
+    from reproduce.papers import drnas as paper
+
+    order, pools = [], []
+    monkeypatch.setattr(paper, "_search_job", lambda job: order.append(job["section"]) or job)
+
+    class FakePool:
+        def __init__(self, max_workers, **_):
+            pools.append(max_workers)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def map(self, fn, jobs):
+            return [fn(job) for job in jobs]
+
+    monkeypatch.setattr(paper, "ProcessPoolExecutor", FakePool)
+    monkeypatch.setattr(paper.os, "cpu_count", lambda: 16)
+    fp32 = [{"section": "drnas_nb201", "overrides": {}}, {"section": "darts_nb201", "overrides": {}}]
+    paper._run_jobs(fp32, "cuda")
+    assert order == ["drnas_nb201", "darts_nb201"] and pools == []  # in this process, one after the other
+    paper._run_jobs([{"section": "drnas_darts", "overrides": {}}] * 2, "cuda")  # bf16: share, one per 2 cores
+    assert pools == [2]

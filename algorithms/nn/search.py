@@ -248,7 +248,8 @@ class SupernetSearch(OneShotOptimizer):
         logits = self._forward(x_train, detach_arch=True)
         loss = F.cross_entropy(logits.float(), y_train)
         loss.backward()
-        nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        if self.grad_clip > 0:  # 0: no clipping
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
         self.weight_optimizer.step()
         self._steps_done += 1
         out["train_loss"] = loss.detach()

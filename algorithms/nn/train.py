@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import math
 import pickle
 import time
 import tomllib
@@ -52,7 +51,7 @@ class TrainConfig:
     lr_min: float
     momentum: float
     weight_decay: float
-    grad_clip: float
+    grad_clip: float  # 0: no clipping
     init_channels: int
     layers: int
     auxiliary_weight: float  # 0 disables the auxiliary head
@@ -224,7 +223,8 @@ def _train_epoch(model: nn.Module, batches: ImageBatches, optimizer: torch.optim
             if logits_aux is not None:
                 loss = loss + config.auxiliary_weight * criterion(logits_aux.float(), y)
         loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        if config.grad_clip > 0:  # 0: no clipping
+            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
         loss_sum += loss.detach() * len(y)
         correct += (logits.argmax(1) == y).sum()
@@ -342,7 +342,7 @@ def fit_classifier(model: nn.Module, train: ImageBatches, evaluations: dict[str,
                                 weight_decay=schedule.weight_decay, nesterov=nesterov)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, float(schedule.epochs), eta_min=schedule.lr_min)
     # _train_epoch reads the auxiliary weight and the clipping norm from its config
-    epoch_config = argparse.Namespace(auxiliary_weight=0.0, grad_clip=schedule.grad_clip or math.inf)
+    epoch_config = argparse.Namespace(auxiliary_weight=0.0, grad_clip=schedule.grad_clip)
     criterion = nn.CrossEntropyLoss()
     history = []
     for epoch in range(schedule.epochs):

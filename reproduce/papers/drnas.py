@@ -67,6 +67,8 @@ def run(scale: str, out: Path, only: str | None = None) -> Path:
     device = "cpu" if scale == "quick" else "cuda"  # checked below, only if a selected search still has to run
     seeds = [int(s) for s in load_hparams("drnas", f"scale_{scale}_nb201")["seeds"]]  # recorded in run_info.json
     sections = load_hparams("drnas", "nb201_table")
+    if len(set(sections.values())) < len(sections):  # runs are named by section: two rows would share one folder
+        raise ConfigError(f"drnas.toml [nb201_table]: each row needs its own section, got {sections}")
     rows, unavailable, jobs = [], {}, []
     for dataset, images in IMAGES[scale].items():
         try:
@@ -146,7 +148,9 @@ def run(scale: str, out: Path, only: str | None = None) -> Path:
                                                       "epochs_done": r["epochs_done"],
                                                       # wall time of the search epochs, summed over sessions
                                                       "search_seconds": round(sum(h["seconds"]
-                                                                                  for h in r["history"]), 1)}
+                                                                                  for h in r["history"]), 1),
+                                                      "devices": sorted({h.get("device", "not recorded")
+                                                                         for h in r["history"]})}
                          for r in results}}
     atomic_write_json(out / "run_info.json", run_info)
     atomic_write_text(out / "results.md", _markdown(headline.to_dict(), run_info))
@@ -280,12 +284,15 @@ def _search_job(job: dict) -> dict:
 def _nb201_row(claim: str, paper: str, paper_test: float, results: list[dict], scale: str) -> dict:
     valid = np.array([r["final_valid"] for r in results])
     test = np.array([r["final_test"] for r in results])
-    ours = f"{valid.mean():.2f}±{valid.std():.2f} / {test.mean():.2f}±{test.std():.2f}"
+    if len(results) == 1:  # one seed: no spread to show
+        ours = f"{valid[0]:.2f} / {test[0]:.2f} (1 seed)"
+    else:
+        ours = f"{valid.mean():.2f}±{valid.std():.2f} / {test.mean():.2f}±{test.std():.2f}"
     gap = test.mean() - paper_test
     archs = sorted({r["final_architecture"] for r in results})
     if scale == "full":
         verdict = "reproduced" if abs(gap) <= max(TOLERANCE_PP, 2 * test.std()) else "not reached"
-        note = f"test gap {gap:+.2f} pp over {len(results)} seeds; cells: {'; '.join(archs)}"
+        note = f"test gap {gap:+.2f} pp over {len(results)} seed(s); cells: {'; '.join(archs)}"
     else:
         verdict = "not reached" if abs(gap) > TOLERANCE_PP else "partial"
         epochs = results[0]["epochs_done"] if results else 0
