@@ -216,7 +216,7 @@ def test_only_runs_the_selected_searches_and_reports_the_rest_as_not_run(tmp_pat
                 "final_architecture": "cell", "final_valid": 91.0, "final_test": 94.0, "job": job}
 
     monkeypatch.setattr(paper, "_run_jobs", fake_run_jobs)
-    monkeypatch.setattr(paper, "_load_images", lambda name: None)
+    monkeypatch.setattr(paper, "_check_images", lambda name: None)
     monkeypatch.setattr(paper, "_image_source", lambda name: f"images {name}")
     with pytest.raises(ConfigError, match="matches no run"):
         paper.run("quick", tmp_path, only="cifar10-nothing-*")
@@ -260,7 +260,7 @@ def test_full_scale_reports_finished_searches_without_a_gpu_and_refuses_unfinish
     from reproduce.report import Headline
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(paper, "_load_images", lambda name: None)
+    monkeypatch.setattr(paper, "_check_images", lambda name: None)
     monkeypatch.setattr(paper, "_image_source", lambda name: f"images {name}")
     monkeypatch.setattr(paper, "_run_jobs", lambda jobs, device: pytest.fail(f"ran {jobs}"))
     name = "cifar10-drnas_nb201_progressive-seed0"
@@ -344,3 +344,34 @@ def test_fp32_searches_share_no_gpu_and_bf16_ones_do(monkeypatch):
     assert order == ["drnas_nb201", "darts_nb201"] and pools == []  # in this process, one after the other
     paper._run_jobs([{"section": "drnas_darts", "overrides": {}}] * 2, "cuda")  # bf16: share, one per 2 cores
     assert pools == [2]
+
+
+def test_finished_searches_are_reported_where_their_images_are_absent(tmp_path, monkeypatch):
+    """A laptop without CIFAR-10 (or any data root) still reports searches that finished on a GPU machine."""
+    import json
+
+    from nasrepro.errors import DataError
+    from reproduce.papers import drnas as paper
+    from reproduce.report import Headline
+
+    def no_images(name):
+        raise DataError(f"{name} not found here")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(paper, "_check_images", no_images)
+    monkeypatch.setattr(paper, "_run_jobs", lambda jobs, device: pytest.fail(f"ran {jobs}"))
+    name = "cifar10-drnas_nb201-seed0"
+    job = {"kind": "nb201", "method": "drnas", "section": "drnas_nb201",
+           "overrides": paper.nb201_overrides("full", "drnas_nb201"), "seed": 0, "dataset": "cifar10",
+           "images": "cifar10", "device": "cuda", "out": str(tmp_path / "runs" / name)}
+    Path(job["out"]).mkdir(parents=True)
+    history = [{"epoch": 0, "seconds": 10.0, "argmax_test": 94.36, "sampled_test_min": 10.0, "sampled_test_max": 94.0,
+                "sampled_test_mean": 80.0, "sampled_test": [10.0, 94.0], "images": "the GPU machine's images"}]
+    (Path(job["out"]) / "result.json").write_text(json.dumps(
+        {"identity": paper._identity(job), "finished": True, "epochs_done": 1, "history": history,
+         "final_architecture": "cell", "final_valid": 91.55, "final_test": 94.36}))
+    rows = {r.claim: r for r in Headline.read(paper.run("full", tmp_path)).rows}
+    reported = rows["NB201 cifar10: DrNAS derived cell, valid / test accuracy (%)"]
+    assert reported.seeds == 1 and reported.verdict == "reproduced" and "the GPU machine's images" in reported.note
+    missing = rows["NB201 cifar10: GDAS derived cell, valid / test accuracy (%)"]
+    assert missing.verdict == "not measurable here" and "cifar10 not found here" in missing.note

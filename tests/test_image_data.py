@@ -344,3 +344,16 @@ def test_iteration_state_restores_the_exact_next_batches(tmp_path):
     _, other = _batches(n=40, batch_size=8)
     with pytest.raises(CheckpointError):
         other.load_state_dict(b.state_dict())
+
+
+def test_check_dataset_files_reads_nothing_and_names_the_fetch(tmp_path):
+    from algorithms.nn.data import DATA_LAYOUT, check_dataset_files
+
+    with pytest.raises(DataError, match="nasrepro data fetch cifar10-jpeg"):
+        check_dataset_files("cifar10", tmp_path)
+    zip_path = tmp_path / DATA_LAYOUT["cifar10-jpeg"][0]
+    zip_path.parent.mkdir(parents=True)
+    zip_path.write_bytes(b"")  # present but empty: existence is all this checks (load_dataset would fail)
+    check_dataset_files("cifar10", tmp_path)
+    with pytest.raises(DataError, match="cifar100"):
+        check_dataset_files("cifar100", tmp_path)

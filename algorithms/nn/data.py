@@ -233,6 +233,19 @@ def load_dataset(name: str, root: str | os.PathLike | None = None) -> ImageArray
     raise ConfigError(f"unknown image dataset {name!r}; choose from {', '.join(DATASETS)}")
 
 
+def check_dataset_files(name: str, root: str | os.PathLike | None = None) -> None:
+    """Raise the :class:`DataError` :func:`load_dataset` would raise for missing files, without reading
+    (decoding 60,000 JPEGs only to learn that they exist takes a minute)."""
+    base = Path(root) if root is not None else data_root()
+    if name == "cifar10":
+        if (base / DATA_LAYOUT["cifar10-pickles"][0]).is_dir():
+            return
+        name = "cifar10-jpeg"
+    if name not in DATA_LAYOUT:
+        raise ConfigError(f"unknown image dataset {name!r}; choose from {', '.join(DATASETS)}")
+    _existing(base, name)
+
+
 def image_source(name: str, root: str | os.PathLike | None = None) -> str:
     """Which files :func:`load_dataset` reads for ``name``, in words (reported beside results trained on them:
     the CIFAR-10 fallback is a lossy JPEG copy)."""

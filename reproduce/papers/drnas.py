@@ -72,10 +72,9 @@ def run(scale: str, out: Path, only: str | None = None) -> Path:
     rows, unavailable, jobs = [], {}, []
     for dataset, images in IMAGES[scale].items():
         try:
-            _load_images(images)
-        except DataError as exc:
+            _check_images(images)
+        except DataError as exc:  # its searches cannot run here; those that finished elsewhere are reported
             unavailable[dataset] = str(exc)
-            continue
         for row, (_, method) in ROWS.items():
             for seed in seeds:
                 section = sections[row]
@@ -93,7 +92,7 @@ def run(scale: str, out: Path, only: str | None = None) -> Path:
         raise ConfigError(f"drnas: --only {only!r} matches no run; runs: "
                           f"{', '.join(Path(job['out']).name for job in jobs)}")
     finished = [r for r in (_finished_result(job) for job in jobs) if r is not None]  # reported, never rerun
-    pending = [job for job in selected if _finished_result(job) is None]
+    pending = [job for job in selected if _finished_result(job) is None and job["dataset"] not in unavailable]
     if pending:
         _check_device(scale, pending)
     else:
@@ -107,12 +106,12 @@ def run(scale: str, out: Path, only: str | None = None) -> Path:
             (pv, pv_std), (pt, pt_std) = PAPER_NB201[row][dataset]
             claim = f"NB201 {dataset}: {label} derived cell, valid / test accuracy (%)"
             paper = f"{pv:.2f}±{pv_std:.2f} / {pt:.2f}±{pt_std:.2f}"
-            if dataset not in IMAGES[scale] or dataset in unavailable:
+            mine = [r for r in nb201_results if r["job"]["row"] == row and r["job"]["dataset"] == dataset]
+            if not mine and (dataset not in IMAGES[scale] or dataset in unavailable):
                 reason = unavailable.get(dataset) or _why_not_searched(dataset, scale)
                 rows.append({"claim": claim, "paper": paper, "ours": "—", "seeds": 0, "verdict": "not measurable here",
                              "note": f"needs the {dataset} training images: {reason}"})
                 continue
-            mine = [r for r in nb201_results if r["job"]["row"] == row and r["job"]["dataset"] == dataset]
             if not mine:
                 rows.append({"claim": claim, "paper": paper, "ours": "—", "seeds": 0, "verdict": "not run",
                              "note": f"no finished {scale}-scale search in {out / 'runs'} yet (see --only)"})
@@ -181,7 +180,7 @@ def _check_device(scale: str, pending: list[dict]) -> None:
 
 def _why_not_searched(dataset: str, scale: str) -> str:
     try:
-        _load_images(IMAGES["full"][dataset])
+        _check_images(IMAGES["full"][dataset])
     except DataError as exc:
         return str(exc)
     return f"the {scale} scale searches CIFAR-10 only"
@@ -197,10 +196,19 @@ def _trained_on(results: list[dict], images: str) -> str:
     return "; ".join(named)
 
 
+def _check_images(name: str) -> None:
+    from algorithms.nn.data import check_dataset_files
+
+    check_dataset_files(name)
+
+
 def _image_source(name: str) -> str:
     from algorithms.nn.data import image_source
 
-    return image_source(name)
+    try:
+        return image_source(name)
+    except DataError:  # no data root here (reporting runs finished elsewhere)
+        return f"{name} images, source not recorded"
 
 
 def _load_images(name: str):
