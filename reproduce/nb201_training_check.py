@@ -1,9 +1,10 @@
 """Does our training stack, on our images, reach NAS-Bench-201's accuracies? Train NB201 cells with NB201's own
 recipe and set the test accuracy beside the benchmark's value for the same cell and epoch count.
 
-Why: our DrNAS supernet trains slower than the official one from its first epoch (results/drnas/GPU.md), and
-our only CIFAR-10 is a lossy JPEG copy. A stand-alone cell trained here that falls short of the table points at
-the images (or the stack); one that matches it clears them.
+Why: our DrNAS supernet trained slower than the official one from its first epoch in the one pair of runs
+compared (results/drnas/GPU.md), and our only CIFAR-10 is a lossy JPEG copy. A stand-alone cell trained here
+that falls short of the table points at the images (train and test are both the JPEG copy) or the stack; one
+that matches it clears them.
 
 Recipe (NB201 / NATS-Bench topology, hp=12 and hp=200): SGD lr 0.1, Nesterov momentum 0.9, weight decay 5e-4,
 cosine to 0, batch 256, random crop (pad 4) + flip, fp32, no gradient clipping, trained on the 50,000 training
