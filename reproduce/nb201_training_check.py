@@ -67,6 +67,7 @@ def check(cells: list[str], epochs: int, device: str, seed: int = 0, images: str
           train_images: int = 0, progress: bool = True) -> dict:
     """``train_images`` > 0 trains on that many (a smoke test; the benchmark's numbers use all)."""
     from algorithms.nn.data import ImageBatches, image_source, load_dataset
+    from algorithms.nn.search import device_name
     from algorithms.nn.train import BriefTraining, fit_classifier
     from benchmarks.nb201 import NB201Benchmark, NB201Space
 
@@ -102,7 +103,7 @@ def check(cells: list[str], epochs: int, device: str, seed: int = 0, images: str
         print(f"{row['cell']}: ours {row['ours_test']:.2f} % ({test.num_samples:,} test images) after {epochs} "
               "epochs; NB201 "
               + ", ".join(f"{e} epochs {v:.2f} %" for e, v in table.items()), file=sys.stderr)
-    return {"date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "device": _device_name(device),
+    return {"date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "device": device_name(device),
             "images": image_source(images), "train_images": train_images or len(arrays.y_train), "seed": seed,
             "recipe": {**RECIPE, "epochs": epochs}, "cells": rows}
 
@@ -113,10 +114,6 @@ def gap_to_table(ours: float, table: dict[int, float], epochs: int, test_images:
     if epochs not in table or test_images != CIFAR10_TEST_IMAGES:
         return None
     return round(ours - table[epochs], 2)
-
-
-def _device_name(device: str) -> str:
-    return torch.cuda.get_device_name(device) if device.startswith("cuda") else device
 
 
 def markdown(result: dict) -> str:

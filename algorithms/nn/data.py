@@ -220,8 +220,9 @@ def load_dataset(name: str, root: str | os.PathLike | None = None) -> ImageArray
     """
     base = Path(root) if root is not None else data_root()
     if name == "cifar10":
-        pickles = base / DATA_LAYOUT["cifar10-pickles"][0]
-        return load_cifar10_pickles(pickles) if pickles.is_dir() else load_dataset("cifar10-jpeg", base)
+        name = _cifar10_copy(base)
+        if name == "cifar10-pickles":
+            return load_cifar10_pickles(base / DATA_LAYOUT[name][0])
     if name == "cifar10-jpeg":
         return load_image_folder(_existing(base, "cifar10-jpeg"), "cifar10")
     if name == "cifar10-subset":
@@ -238,9 +239,7 @@ def check_dataset_files(name: str, root: str | os.PathLike | None = None) -> Non
     (decoding 60,000 JPEGs only to learn that they exist takes a minute)."""
     base = Path(root) if root is not None else data_root()
     if name == "cifar10":
-        if (base / DATA_LAYOUT["cifar10-pickles"][0]).is_dir():
-            return
-        name = "cifar10-jpeg"
+        name = _cifar10_copy(base)
     if name not in DATA_LAYOUT:
         raise ConfigError(f"unknown image dataset {name!r}; choose from {', '.join(DATASETS)}")
     _existing(base, name)
@@ -249,13 +248,17 @@ def check_dataset_files(name: str, root: str | os.PathLike | None = None) -> Non
 def image_source(name: str, root: str | os.PathLike | None = None) -> str:
     """Which files :func:`load_dataset` reads for ``name``, in words (reported beside results trained on them:
     the CIFAR-10 fallback is a lossy JPEG copy)."""
-    base = Path(root) if root is not None else data_root()
     if name == "cifar10":
-        name = "cifar10-pickles" if (base / DATA_LAYOUT["cifar10-pickles"][0]).is_dir() else "cifar10-jpeg"
+        name = _cifar10_copy(Path(root) if root is not None else data_root())
     described = {"cifar10-pickles": "the official CIFAR-10 python pickles",
                  "cifar10-jpeg": "a lossy JPEG copy of CIFAR-10 (quality 75, 4:2:0), not the original images",
                  "cifar10-subset": "5,000 training images decoded from the JPEG copy of CIFAR-10"}
     return described.get(name, f"the official {name} pickles")
+
+
+def _cifar10_copy(base: Path) -> str:
+    """Which copy ``cifar10`` means under ``base``: the official pickles when present, else the JPEG set."""
+    return "cifar10-pickles" if (base / DATA_LAYOUT["cifar10-pickles"][0]).is_dir() else "cifar10-jpeg"
 
 
 def _existing(base: Path, key: str) -> Path:

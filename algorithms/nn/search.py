@@ -511,7 +511,7 @@ def _load_checkpoint(path: Path) -> dict:
 
 def _epoch_record(search: SupernetSearch, epoch: int, steps: int, totals: dict, seconds: float) -> dict:
     record = {"epoch": epoch, "stage": search.stage, "lr": search.weight_optimizer.param_groups[0]["lr"],
-              "seconds": seconds, "steps": steps, "device": _device_name(search.device),
+              "seconds": seconds, "steps": steps, "device": device_name(search.device),
               "train_loss": totals["train_loss"] / steps,
               "train_acc": 100.0 * totals["train_correct"] / totals["train_count"],
               "arch": str(search.get_final_architecture()),
@@ -524,7 +524,9 @@ def _epoch_record(search: SupernetSearch, epoch: int, steps: int, totals: dict, 
     return record
 
 
-def _device_name(device: torch.device) -> str:
+def device_name(device: torch.device | str) -> str:
+    """The GPU's name (``NVIDIA H100 80GB HBM3``), else the device type: recorded beside measurements."""
+    device = torch.device(device)
     return torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
 
 

@@ -91,8 +91,9 @@ def run(scale: str, out: Path, only: str | None = None) -> Path:
     if only is not None and not selected:
         raise ConfigError(f"drnas: --only {only!r} matches no run; runs: "
                           f"{', '.join(Path(job['out']).name for job in jobs)}")
-    finished = [r for r in (_finished_result(job) for job in jobs) if r is not None]  # reported, never rerun
-    pending = [job for job in selected if _finished_result(job) is None and job["dataset"] not in unavailable]
+    earlier = {job["out"]: _finished_result(job) for job in jobs}  # each result.json read once
+    finished = [r for r in earlier.values() if r is not None]  # reported, never rerun
+    pending = [job for job in selected if earlier[job["out"]] is None and job["dataset"] not in unavailable]
     if pending:
         _check_device(scale, pending)
     else:
