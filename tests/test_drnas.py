@@ -118,6 +118,8 @@ def test_every_config_section_builds_and_meta_is_documented():
                                 fused_cells=True)),
     (DrNAS, "drnas_nb201", dict(stage_epochs=[1, 1], partial_k=[2, 1], num_keep=[5, 3], arch_warmup_epochs=[0, 0],
                                 fused_cells=[False, True])),
+    (DrNAS, "drnas_nb201", dict(stage_epochs=[1, 1], partial_k=[2, 1], num_keep=[5, 3], arch_warmup_epochs=[0, 0],
+                                fused_cells=True, stage_lr="restart")),  # resumed exactly at the stage change
     (DrNAS, "drnas_nb201", dict(stage_epochs=[2])),  # the plain search with the fused cell
     (GDAS, "gdas_nb201", {}),
 ])

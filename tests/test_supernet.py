@@ -1,6 +1,8 @@
 """The supernet stack: ops, mixing, NB201 / DARTS search networks, derivation, progressive widening."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -149,6 +151,32 @@ def test_progressive_stage_keeps_topk_ops_and_widens():
     assert search.weight_optimizer.param_groups[0]["lr"] < hparams["lr"]  # the cosine schedule carried on
     search.step((x, y), (x, y))
     assert str(search.get_final_architecture()).count("nor_conv_3x3") == 0
+
+
+@pytest.mark.parametrize("stage_lr", ["continue", "restart"])
+def test_stage_lr_continues_the_cosine_or_restarts_it_as_the_official_code(stage_lr):
+    lr, lr_min, epochs, start = 0.025, 0.001, [3, 3], 3
+    hparams = load_hparams("drnas", "drnas_nb201_progressive",
+                           dict(channels=4, cells=1, image_size=8, precision="fp32", channels_last=False,
+                                stage_epochs=epochs, arch_warmup_epochs=[0, 0], fused_cells=False, lr=lr,
+                                lr_min=lr_min, cuda_graphs=False, stage_lr=stage_lr))
+    from algorithms.drnas import DrNAS
+    search = make_search(DrNAS, hparams, 0)
+    search.adapt_search_space("nb201", "cifar10")
+    seen = []
+    for epoch in range(sum(epochs)):
+        search.new_epoch(epoch)
+        seen.append(search.weight_optimizer.param_groups[0]["lr"])
+    total = sum(epochs)
+    cosine = [lr_min + (lr - lr_min) * (1 + math.cos(math.pi * e / total)) / 2 for e in range(total)]
+    if stage_lr == "continue":
+        expected = cosine
+    else:  # torch's recursive CosineAnnealingLR applied to the restarted lr, as configure_scheduler leaves it
+        expected = cosine[:start] + [lr_min + (lr - lr_min) * (1 + math.cos(math.pi * e / total))
+                                     / (1 + math.cos(math.pi * start / total)) for e in range(start, total)]
+    assert seen == pytest.approx(expected, rel=1e-9)
+    with pytest.raises(ConfigError, match="stage_lr"):
+        make_search(DrNAS, {**hparams, "stage_lr": "warm"}, 0)
 
 
 def test_gdas_hard_forward_runs_one_op_per_edge():

@@ -11,7 +11,10 @@ One search step (first order, as in the DrNAS code): an architecture step on a v
 then a weight step on a training batch (SGD with momentum, cosine lr, gradient clipping). Progressive
 learning (DrNAS section 3.3) runs the epochs in stages; each stage has a partial-channel factor ``K``, a
 number of ops kept per edge and a number of warm-up epochs without architecture steps. Between stages the
-weakest ops are pruned and the network widened by copying channels (optimiser momentum carried).
+weakest ops are pruned and the network widened by copying channels (optimiser momentum carried). The
+learning rate either continues the one cosine schedule (``stage_lr = "continue"``) or, as the official code
+does, restarts at ``lr`` when a stage begins and follows the recursive cosine rule from there
+(``stage_lr = "restart"``: about twice the continued rate for the rest of the search).
 
 :func:`run_search` drives a search over epochs with tqdm, checkpoints after every epoch (model, both
 optimisers, scheduler, all generator states, data iterators, stage) and resumes exactly; a checkpoint of
@@ -68,13 +71,15 @@ class SupernetSearch(OneShotOptimizer):
                  arch_weight_decay: float, alpha_init_std: float, train_portion: float, image_size: int,
                  train_subset: int, sample_archs: int, precision: str, channels_last: bool,
                  cudnn_benchmark: bool, compile: bool, cuda_graphs: bool = False,
-                 fused_cells: bool | list[bool] = False):
+                 fused_cells: bool | list[bool] = False, stage_lr: str = "continue"):
         if space not in SPACES:
             raise ConfigError(f"{self.name}: space must be one of {', '.join(SPACES)}, got {space!r}")
         lengths = {len(stage_epochs), len(partial_k), len(num_keep), len(arch_warmup_epochs)}
         if len(lengths) != 1:
             raise ConfigError(f"{self.name}: stage_epochs, partial_k, num_keep and arch_warmup_epochs must have "
                               f"one entry per stage")
+        if stage_lr not in ("continue", "restart"):
+            raise ConfigError(f"{self.name}: stage_lr must be 'continue' or 'restart', got {stage_lr!r}")
         if precision not in ("bf16", "fp32"):
             raise ConfigError(f"{self.name}: precision must be 'bf16' or 'fp32', got {precision!r}")
         if batch_size <= 0 or any(e <= 0 for e in stage_epochs) or any(k <= 0 for k in partial_k):
@@ -87,7 +92,7 @@ class SupernetSearch(OneShotOptimizer):
         self.lr, self.lr_min, self.momentum, self.weight_decay, self.grad_clip = (
             lr, lr_min, momentum, weight_decay, grad_clip)
         self.arch_lr, self.arch_betas, self.arch_weight_decay = arch_lr, tuple(arch_betas), arch_weight_decay
-        self.alpha_init_std = alpha_init_std
+        self.alpha_init_std, self.stage_lr = alpha_init_std, stage_lr
         self.precision, self.channels_last = precision, channels_last
         self.cudnn_benchmark, self.compile = cudnn_benchmark, compile
         if cuda_graphs and self.hard_forward:
@@ -332,8 +337,18 @@ class SupernetSearch(OneShotOptimizer):
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.weight_optimizer, float(self.epochs),
                                                                     eta_min=self.lr_min)
         self.scheduler.load_state_dict(scheduler_state)
+        if self.stage_lr == "restart":
+            # official configure_scheduler: the new stage's first epoch runs at lr; each later scheduler step
+            # applies the recursive cosine factor to the group's lr, so the rest of the search runs higher
+            stage_start = sum(stage.epochs for stage in self.stages[:self.stage + 1])
+            while self.scheduler.last_epoch < stage_start:
+                with _quiet_scheduler_warning():
+                    self.scheduler.step()
+            lr = self.lr
+        else:
+            lr = self.scheduler.get_last_lr()[0]
         for group in self.weight_optimizer.param_groups:
-            group["lr"] = self.scheduler.get_last_lr()[0]
+            group["lr"] = lr
         self.stage += 1
 
     # -- state ----------------------------------------------------------------------------------------------
