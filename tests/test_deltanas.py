@@ -122,6 +122,25 @@ def test_loss_vs_distance_reports_every_distance_and_refuses_impossible_ones():
                                     model=spec, encoding="onehot", antisymmetric=True, with_anchor=True)
 
 
+def test_a_sparse_set_gives_every_distance_the_fewest_pairs_found_or_fails_below_the_floor():
+    benchmark = ToyBenchmark()  # 81 archs: each half holds fewer one-edit pairs than the 200 asked
+    spec = DeltaModelSpec.from_config({**config(), "model": "ridge"})
+
+    def loss(min_pairs):
+        return delta_loss_vs_edit_distance(benchmark, benchmark.space, "toy", (1, 2), 200, 200,
+                                           np.random.default_rng(0), model=spec, encoding="onehot",
+                                           antisymmetric=True, with_anchor=True, min_pairs=min_pairs)
+
+    result = loss(20)
+    n_train, n_test = result[1]["n_train_pairs"], result[1]["n_test_pairs"]
+    assert 20 <= n_train < 200 and 20 <= n_test < 200
+    assert (result[2]["n_train_pairs"], result[2]["n_test_pairs"]) == (n_train, n_test)
+    with pytest.raises(DataError, match="at least 190 needed"):
+        loss(190)
+    with pytest.raises(DataError, match="of 200 pairs at edit distance 1$"):
+        loss(None)
+
+
 def test_neighbour_graph_is_neighbours_restricted_to_the_set():
     benchmark = ToyBenchmark()
     archs = [a for a in benchmark.archs_with_data() if a.digits[0] != 2]  # a set that many edits leave

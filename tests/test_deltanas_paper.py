@@ -29,7 +29,7 @@ def tiny(**changes) -> paper.Settings:
         strong_baselines=("regularized_evolution",),
         convergence_tasks=("nb201/cifar10",), size_tasks=("nb201/cifar10", "nb301-standin/cifar10"),
         budgets=(10, 15), seeds=3, significance=0.05, fig3_tasks=("nb201/cifar10",), fig3_distances=(1, 2, 3),
-        fig3_seeds=1, fig3_train_pairs=40, fig3_test_pairs=40, fig3_sharp_rise=1.5, fig3_plateau=1.5,
+        fig3_seeds=1, fig3_train_pairs=40, fig3_test_pairs=40, fig3_min_pairs=20, fig3_sharp_rise=1.5, fig3_plateau=1.5,
         table_tasks=("nb201/cifar10",), table_predictors=("gbt", "delta_predictor"), table_sizes=(20,),
         table_test_size=100, table_few_samples=20, table_seeds=1)
     return dataclasses.replace(settings, **changes)
@@ -47,6 +47,7 @@ def tiny(**changes) -> paper.Settings:
     ({"table_predictors": ("gbt",)}, "delta_predictor"),
     ({"significance": 1.5}, "significance"),
     ({"seeds": 1}, "seeds"),
+    ({"fig3_min_pairs": 50}, "fig3_min_pairs"),
     ({"strong_baselines": ("deltanas",)}, "strong_baselines"),
     ({"method_overrides": {"bananas.num_init": 5}}, "must be '<method>.<key>'"),
     ({"method_overrides": {"regularized_evolution.no_such_key": 5}}, "unknown hyper-parameter"),
@@ -103,9 +104,10 @@ def test_queries_to_best_verdict_needs_a_significant_difference():
     assert paper._to_best_row("nb201/cifar10", few, tiny())["verdict"] == "not reached"  # 2 vs 2: no evidence
 
 
-def fig3_piece(mse: dict[int, float], zero: dict[int, float]) -> dict:
+def fig3_piece(mse: dict[int, float], zero: dict[int, float], pairs: tuple[int, int] = (40, 40)) -> dict:
     return {"identity": {"task": "nb201/cifar10"},
-            "by_distance": {str(d): {"delta_mse": v, "absolute_mse": v, "zero_mse": zero[d]} for d, v in mse.items()}}
+            "by_distance": {str(d): {"delta_mse": v, "absolute_mse": v, "zero_mse": zero[d], "n_train_pairs": pairs[0],
+                                     "n_test_pairs": pairs[1]} for d, v in mse.items()}}
 
 
 SPREADING = {1: 100.0, 2: 160.0, 3: 200.0}  # true differences spread more with distance (as on NB201)
@@ -120,6 +122,14 @@ SPREADING = {1: 100.0, 2: 160.0, 3: 200.0}  # true differences spread more with 
 def test_fig3_verdict_is_judged_relative_to_predicting_zero(mse, verdict):
     rows = paper._fig3_rows([fig3_piece(mse, SPREADING)], tiny())
     assert [r["verdict"] for r in rows] == [verdict]
+
+
+def test_fig3_row_says_when_the_pool_held_fewer_pairs_than_asked():
+    full, = paper._fig3_rows([fig3_piece(SPREADING, SPREADING)], tiny())
+    short, = paper._fig3_rows([fig3_piece(SPREADING, SPREADING, (40, 40)), fig3_piece(SPREADING, SPREADING, (31, 27))],
+                              tiny())
+    assert "fewer pairs" not in full["note"]
+    assert "every distance used 31 / 27, 40 / 40 train / test pairs" in short["note"]
 
 
 def test_the_table_delta_predictor_uses_the_searchs_model():

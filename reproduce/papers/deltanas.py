@@ -81,6 +81,7 @@ class Settings:
     fig3_seeds: int
     fig3_train_pairs: int
     fig3_test_pairs: int
+    fig3_min_pairs: int  # a sparse pool may hold fewer pairs at a distance: the floor below which that is an error
     fig3_sharp_rise: float
     fig3_plateau: float
     table_tasks: tuple[str, ...]
@@ -120,10 +121,14 @@ class Settings:
             raise ConfigError("deltanas experiment: fig3_distances must start at 1 and hold at least two distances")
         if not 0 < self.significance < 1:
             raise ConfigError(f"deltanas experiment: significance must lie in (0, 1), got {self.significance}")
-        for key in ("seeds", "fig3_seeds", "table_seeds", "fig3_train_pairs", "fig3_test_pairs", "table_test_size"):
+        for key in ("seeds", "fig3_seeds", "table_seeds", "fig3_train_pairs", "fig3_test_pairs", "fig3_min_pairs",
+                    "table_test_size"):
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < (2 if key == "seeds" else 1):
                 raise ConfigError(f"deltanas experiment: {key} must be a positive integer (seeds >= 2), got {value!r}")
+        if self.fig3_min_pairs > min(self.fig3_train_pairs, self.fig3_test_pairs):
+            raise ConfigError(f"deltanas experiment: fig3_min_pairs ({self.fig3_min_pairs}) must not exceed "
+                              "fig3_train_pairs or fig3_test_pairs")
         if not self.size_tasks or not self.convergence_tasks or not self.table_sizes:
             raise ConfigError("deltanas experiment: size_tasks, convergence_tasks and table_sizes must not be empty")
         for name in self.table_predictors:
@@ -447,13 +452,13 @@ def _fig3_jobs(settings: Settings, root: Path) -> list[dict]:
     return [{"kind": "fig3", "path": str(root / f"{task.replace('/', '-')}-seed{seed}.json"),
              "identity": {"task": task, "seed": seed, "distances": list(settings.fig3_distances),
                           "n_train_pairs": settings.fig3_train_pairs, "n_test_pairs": settings.fig3_test_pairs,
-                          "config": config, "data": _data_identity(task),
+                          "min_pairs": settings.fig3_min_pairs, "config": config, "data": _data_identity(task),
                           "pair_sampler": PAIR_SAMPLER}}
             for task in settings.fig3_tasks for seed in range(settings.fig3_seeds)]
 
 
-def _fig3_piece(task: str, seed: int, distances: list, n_train_pairs: int, n_test_pairs: int, config: dict,
-                data: dict, pair_sampler: str) -> dict:
+def _fig3_piece(task: str, seed: int, distances: list, n_train_pairs: int, n_test_pairs: int, min_pairs: int,
+                config: dict, data: dict, pair_sampler: str) -> dict:
     from algorithms.deltanas import DeltaModelSpec, _pick_encoding, delta_loss_vs_edit_distance
 
     bench, dataset = split_task(task)
@@ -462,7 +467,7 @@ def _fig3_piece(task: str, seed: int, distances: list, n_train_pairs: int, n_tes
     by_distance = delta_loss_vs_edit_distance(
         benchmark, benchmark.space, dataset, distances, n_train_pairs, n_test_pairs, np.random.default_rng(seed),
         model=DeltaModelSpec.from_config(config), encoding=encoding, antisymmetric=config["antisymmetric"],
-        with_anchor=config["with_anchor"])
+        with_anchor=config["with_anchor"], min_pairs=min_pairs)
     return {"by_distance": {str(d): v for d, v in by_distance.items()}}
 
 
@@ -483,6 +488,11 @@ def _fig3_rows(pieces: list[dict], settings: Settings) -> list[dict]:
         plateau = max(later) / min(later)
         sharp, flat = rise >= settings.fig3_sharp_rise, plateau <= settings.fig3_plateau
         verdict = "reproduced" if sharp and flat else "partial" if sharp or flat else "not reached"
+        used = {(p["by_distance"][str(d0)]["n_train_pairs"], p["by_distance"][str(d0)]["n_test_pairs"]) for p in mine}
+        short = ("" if used == {(settings.fig3_train_pairs, settings.fig3_test_pairs)} else
+                 f"; the pool holds fewer pairs at some distance than the {settings.fig3_train_pairs} / "
+                 f"{settings.fig3_test_pairs} asked: every distance used "
+                 + ", ".join(f"{a} / {b}" for a, b in sorted(used)) + " train / test pairs (per seed)")
         rows.append({
             "claim": f"Fig. 3, {task}: Delta-predictor loss rises sharply beyond 1 edit, then plateaus "
                      "(held-out MSE, %^2)",
@@ -495,7 +505,7 @@ def _fig3_rows(pieces: list[dict], settings: Settings) -> list[dict]:
                      f"{settings.fig3_plateau}x; predicting 0: "
                      + " / ".join(f"d{d} {zero[d]:.1f}" for d in settings.fig3_distances)
                      + "; an absolute predictor on the same pairs: "
-                     + " / ".join(f"d{d} {absolute[d]:.1f}" for d in settings.fig3_distances))})
+                     + " / ".join(f"d{d} {absolute[d]:.1f}" for d in settings.fig3_distances) + short)})
     return rows
 
 
