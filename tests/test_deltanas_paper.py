@@ -132,6 +132,21 @@ def test_fig3_row_says_when_the_pool_held_fewer_pairs_than_asked():
     assert "every distance used 31 / 27, 40 / 40 train / test pairs" in short["note"]
 
 
+def test_table_counts_seeds_with_constant_predictions_instead_of_printing_nan():
+    def piece(predictor, seed, tau):
+        return {"identity": {"task": "nb201/cifar10", "predictor": predictor, "size": 10, "seed": seed},
+                "kendall_tau": tau, "spearman_rho": tau, "fit_seconds": 0.1}
+
+    nan = float("nan")
+    summary = paper._table_summary([piece("gp", 0, nan), piece("gp", 1, nan), piece("gbt", 0, nan),
+                                    piece("gbt", 1, 0.4), piece("gcn", 0, 0.2), piece("gcn", 1, 0.4)])
+    cells = {s["predictor"]: paper._table_cell(s) for s in summary}
+    assert cells == {"gp": "constant (no ranking)", "gbt": "0.400±0.000 / 0.400 (1 of 2 seeds constant)",
+                     "gcn": "0.300±0.100 / 0.300"}
+    gbt = next(s for s in summary if s["predictor"] == "gbt")
+    assert math.isnan(gbt["kendall_tau"])  # what the verdicts read: a constant seed is not averaged away
+
+
 def test_the_table_delta_predictor_uses_the_searchs_model():
     from algorithms.deltanas import DeltaModelSpec
 

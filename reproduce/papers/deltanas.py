@@ -224,8 +224,11 @@ def run(scale: str, out: Path, settings: Settings | None = None) -> Path:
                         tuple(str(p.relative_to(out)) for p in figure_paths))
     seconds = (datetime.now(timezone.utc) - started).total_seconds()
     lap("report and figures")
+    # the searches' own wall time, whichever invocation ran them (a rerun reuses finished searches)
+    search_seconds = {task: round(sum(json.loads((Path(d) / "summary.json").read_text())["wall_seconds"]
+                                      for d in dirs), 1) for task, dirs in searches.items()}
     details = {"seconds": round(seconds, 1), "cpus": os.cpu_count(), "load_average": list(os.getloadavg()),
-               "phases": phases, "settings": settings.__dict__,
+               "phases": phases, "search_worker_seconds": search_seconds, "settings": settings.__dict__,
                "fig3": fig3, "predictor_table": _table_summary(table), "welch_tests": tests,
                "size_gains": gains, "queries_to_best": _finite_or_none(to_best)}
     atomic_write_json(out / "details.json", details)
@@ -547,12 +550,30 @@ def _table_summary(pieces: list[dict]) -> list[dict]:
     for p in pieces:
         key = (p["identity"]["task"], p["identity"]["predictor"], p["identity"]["size"])
         cells.setdefault(key, []).append(p)
+    def ranked(ps: list[dict], key: str) -> list[float]:  # seeds whose predictions were not all equal
+        return [p[key] for p in ps if not math.isnan(p[key])]
+
+    # kendall_tau is NaN if any seed's predictions were constant (the verdicts count those as worst);
+    # the ranked_* fields summarise the other seeds, for the table
     return [{"task": t, "predictor": name, "size": size, "seeds": len(ps),
              "kendall_tau": float(np.mean([p["kendall_tau"] for p in ps])),
              "kendall_tau_std": float(np.std([p["kendall_tau"] for p in ps])),
              "spearman_rho": float(np.mean([p["spearman_rho"] for p in ps])),
+             "constant_seeds": len(ps) - len(ranked(ps, "kendall_tau")),
+             "ranked_kendall_tau": float(np.mean(ranked(ps, "kendall_tau"))) if ranked(ps, "kendall_tau") else None,
+             "ranked_kendall_tau_std": float(np.std(ranked(ps, "kendall_tau"))) if ranked(ps, "kendall_tau") else None,
+             "ranked_spearman_rho": float(np.mean(ranked(ps, "spearman_rho"))) if ranked(ps, "spearman_rho") else None,
              "fit_seconds": float(np.mean([p["fit_seconds"] for p in ps]))}
             for (t, name, size), ps in sorted(cells.items())]
+
+
+def _table_cell(s: dict) -> str:
+    """``tau ± std / rho`` over seeds; seeds whose predictions were all equal have no rank correlation and
+    are counted, not averaged in."""
+    if s["constant_seeds"] == s["seeds"]:
+        return "constant (no ranking)"
+    cell = f"{s['ranked_kendall_tau']:.3f}±{s['ranked_kendall_tau_std']:.3f} / {s['ranked_spearman_rho']:.3f}"
+    return cell + (f" ({s['constant_seeds']} of {s['seeds']} seeds constant)" if s["constant_seeds"] else "")
 
 
 def _tau_or_worst(tau: float) -> float:
@@ -688,12 +709,16 @@ def _table_figure(pieces: list[dict], settings: Settings, stem: Path) -> list[Pa
 def _markdown(headline: Headline, details: dict, sections: list[str], settings: Settings) -> str:
     lines = [f"# {headline.title}", "",
              f"Scale **{headline.scale}** — `{headline.command}` — {headline.date} — {details['seconds']:.0f} s on "
-             f"{details['cpus']} CPUs; {settings.seeds} seeds, {settings.budgets[-1]} queries per search.", "",
+             f"{details['cpus']} CPUs for this invocation (it reuses finished searches and pieces); the searches "
+             f"took about {sum(details['search_worker_seconds'].values()) / 3600:.1f} h of worker time in all; "
+             f"{settings.seeds} seeds, {settings.budgets[-1]} queries per search.", "",
              "Only the paper's abstract is available: its claims are qualitative, and every design decision is a "
              "documented, switchable setting in `algorithms/configs/deltanas.toml` (see `known_deviations`).", "",
              *headline_table(headline.rows)]
     lines += ["", "## Predictor quality (mean Kendall tau ± std / Spearman rho over seeds; held-out "
-                  f"{settings.table_test_size} architectures)", ""]
+                  f"{settings.table_test_size} architectures)", "",
+              "A seed whose predictions are all equal (too few training cells for the model) has no rank "
+              "correlation: it is counted, not averaged in; the verdicts count it as the worst ranking.", ""]
     summary = details["predictor_table"]
     for task in settings.table_tasks:
         lines += [f"### {task}", "", "| predictor | " + " | ".join(f"n={n}" for n in settings.table_sizes) + " |",
@@ -702,7 +727,7 @@ def _markdown(headline: Headline, details: dict, sections: list[str], settings: 
             cells = []
             for size in settings.table_sizes:
                 s = next(s for s in summary if (s["task"], s["predictor"], s["size"]) == (task, name, size))
-                cells.append(f"{s['kendall_tau']:.3f}±{s['kendall_tau_std']:.3f} / {s['spearman_rho']:.3f}")
+                cells.append(_table_cell(s))
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
     lines += ["## Fig. 4 tables (from `nasrepro compare`)", ""] + sections
