@@ -12,7 +12,8 @@ images and tested on the 10,000 test images; cells with C=16, N=5, affine BN. Th
 ``cifar10`` run exactly. The 12-epoch column (``hp12_cifar10_test`` in ../shared/data) is most likely the 12-epoch
 ``cifar10`` run too (50,000 training images): it is above the 12-epoch ``cifar10-valid`` accuracy
 (``hp12_cifar10_val``, 25,000 training images) in 99.9 % of the 15,625 cells, by a median 6.9 pp, which held-out
-sets of one distribution would not show unless the training sets differed.
+sets of one distribution would not show unless the training sets differed. One recipe difference: our cosine
+learning rate steps once per epoch, NB201's every iteration (the same mean rate; it matters most at 12 epochs).
 
     python -m reproduce.nb201_training_check --epochs 12 [--cells ARCH,...] [--out DIR] [--device cuda]
 """
