@@ -15,17 +15,25 @@ images and tested on the 10,000 test images; cells with C=16, N=5, affine BN. Th
 sets of one distribution would not show unless the training sets differed. One recipe difference: our cosine
 learning rate steps once per epoch, NB201's every iteration (the same mean rate; it matters most at 12 epochs).
 
-    python -m reproduce.nb201_training_check --epochs 12 [--cells ARCH,...] [--out DIR] [--device cuda]
+``--jpeg-quality Q`` re-encodes every image (train and test) as JPEG at quality Q (4:2:0) before training: a
+dose-response test of the image hypothesis (if accuracy falls steeply as Q drops below our copy's 75, the
+compression of our copy plausibly costs accuracy too).
+
+    python -m reproduce.nb201_training_check --epochs 12 [--cells ARCH,...] [--seed S] [--jpeg-quality Q]
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
+import io
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 
 from nasrepro.errors import ConfigError, NasReproError
@@ -66,9 +74,20 @@ class NB201CellNetwork(nn.Module):
         return self.net(x, {"cell": self.weights}), None  # (logits, no auxiliary head), as fit_classifier expects
 
 
+def reencode_jpeg(images: np.ndarray, quality: int) -> np.ndarray:
+    """uint8 NHWC images saved as JPEG at ``quality`` (4:2:0 chroma, Pillow's default) and decoded again."""
+    out = np.empty_like(images)
+    for i, image in enumerate(images):
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format="JPEG", quality=quality, subsampling=2)
+        out[i] = np.asarray(Image.open(buffer).convert("RGB"))
+    return out
+
+
 def check(cells: list[str], epochs: int, device: str, seed: int = 0, images: str = "cifar10",
-          train_images: int = 0, progress: bool = True) -> dict:
-    """``train_images`` > 0 trains on that many (a smoke test; the benchmark's numbers use all)."""
+          train_images: int = 0, progress: bool = True, jpeg_quality: int | None = None) -> dict:
+    """``train_images`` > 0 trains on that many (a smoke test; the benchmark's numbers use all);
+    ``jpeg_quality`` re-encodes every image first (:func:`reencode_jpeg`)."""
     from algorithms.nn.data import ImageBatches, image_source, load_dataset
     from algorithms.nn.search import device_name
     from algorithms.nn.train import BriefTraining, fit_classifier
@@ -77,6 +96,9 @@ def check(cells: list[str], epochs: int, device: str, seed: int = 0, images: str
     space = NB201Space()
     archs = [space.parse(cell) for cell in cells]  # bad strings fail here, before any data is read
     benchmark, arrays = NB201Benchmark.load(), load_dataset(images)
+    if jpeg_quality is not None:
+        arrays = dataclasses.replace(arrays, x_train=reencode_jpeg(arrays.x_train, jpeg_quality),
+                                     x_test=reencode_jpeg(arrays.x_test, jpeg_quality))
     schedule = BriefTraining(epochs=epochs, **{k: RECIPE[k] for k in ("learning_rate", "lr_min", "momentum",
                                                                       "weight_decay", "grad_clip")})
     rows = []
@@ -107,7 +129,9 @@ def check(cells: list[str], epochs: int, device: str, seed: int = 0, images: str
               "epochs; NB201 "
               + ", ".join(f"{e} epochs {v:.2f} %" for e, v in table.items()), file=sys.stderr)
     return {"date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "device": device_name(device),
-            "images": image_source(images), "train_images": train_images or len(arrays.y_train), "seed": seed,
+            "images": image_source(images) + (f", re-encoded as JPEG at quality {jpeg_quality}"
+                                              if jpeg_quality is not None else ""),
+            "jpeg_quality": jpeg_quality, "train_images": train_images or len(arrays.y_train), "seed": seed,
             "recipe": {**RECIPE, "epochs": epochs}, "cells": rows}
 
 
@@ -143,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", default="cifar10", choices=CIFAR10_IMAGES,
                         help="CIFAR-10 images: pickles if present, else JPEG (default); or a named copy")
     parser.add_argument("--train-images", type=int, default=0, help="train on this many (smoke test; default all)")
+    parser.add_argument("--jpeg-quality", type=int, help="re-encode every image as JPEG at this quality (1-95) first")
     parser.add_argument("--out", type=Path, default=Path("results/drnas/nb201_training_check"))
     args = parser.parse_args(argv)
     try:
@@ -150,15 +175,21 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"--device {args.device}: no CUDA GPU here")
         if args.epochs < 1 or args.train_images < 0:
             raise ConfigError(f"--epochs must be >= 1 and --train-images >= 0, got {args.epochs}, {args.train_images}")
+        if args.jpeg_quality is not None and not 1 <= args.jpeg_quality <= 95:
+            raise ConfigError(f"--jpeg-quality must lie in 1..95, got {args.jpeg_quality}")
         cells = args.cells.split(",") if args.cells else list(DEFAULT_CELLS)
         result = check(cells, args.epochs, args.device, args.seed, args.images, args.train_images,
-                       progress=sys.stderr.isatty())
+                       progress=sys.stderr.isatty(), jpeg_quality=args.jpeg_quality)
     except NasReproError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    # the default cells' result by epoch count; other cells get their own file (no silent overwrite)
-    stem = args.out / (f"epochs{args.epochs}" if not args.cells else
-                       f"epochs{args.epochs}-cells-{hashlib.sha256(args.cells.encode()).hexdigest()[:8]}")
+    # one file per setting (no silent overwrite): the default cells by epoch count, other cells by their hash;
+    # a seed, a re-encoding or a training subset other than the defaults adds to the name
+    stem = args.out / ((f"epochs{args.epochs}" if not args.cells else
+                        f"epochs{args.epochs}-cells-{hashlib.sha256(args.cells.encode()).hexdigest()[:8]}")
+                       + (f"-seed{args.seed}" if args.seed else "")
+                       + (f"-jpeg{args.jpeg_quality}" if args.jpeg_quality is not None else "")
+                       + (f"-train{args.train_images}" if args.train_images else ""))
     try:
         atomic_write_json(stem.with_suffix(".json"), result)
         atomic_write_text(stem.with_suffix(".md"), markdown(result))

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from benchmarks.nb201 import NB201Space
-from reproduce.nb201_training_check import DEFAULT_CELLS, NB201CellNetwork, gap_to_table, main
+from reproduce.nb201_training_check import DEFAULT_CELLS, NB201CellNetwork, gap_to_table, main, reencode_jpeg
 
 pytestmark = pytest.mark.data
 
@@ -53,6 +53,32 @@ def test_check_writes_our_accuracy_beside_the_table(tmp_path, nb201, one_torch_t
     assert "| 1 |" in written.with_suffix(".md").read_text()
 
 
+def test_reencoding_loses_more_at_lower_quality_and_keeps_the_layout():
+    rng = np.random.default_rng(0)
+    smooth = np.cumsum(rng.integers(-8, 9, size=(4, 32, 32, 3)), axis=2)  # image-like: neighbours correlate
+    images = np.clip(smooth - smooth.min() + 40, 0, 255).astype(np.uint8)
+    errors = {}
+    for quality in (95, 75, 25):
+        out = reencode_jpeg(images, quality)
+        assert out.shape == images.shape and out.dtype == np.uint8
+        errors[quality] = np.abs(out.astype(int) - images).mean()
+    assert 0 < errors[95] < errors[75] < errors[25]
+
+
+def test_seeds_and_reencodings_get_files_of_their_own(tmp_path, nb201, one_torch_thread):
+    cell = DEFAULT_CELLS[2]
+    common = ["--cells", cell, "--epochs", "1", "--images", "cifar10-subset", "--train-images", "256", "--device", "cpu",
+              "--out", str(tmp_path)]
+    assert main(common) == 0
+    assert main([*common, "--seed", "1", "--jpeg-quality", "25"]) == 0
+    written = sorted(tmp_path.glob("*.json"), key=lambda path: len(path.name))
+    assert len(written) == 2 and written[1].name.endswith("-seed1-jpeg25-train256.json")
+    plain, reencoded = written
+    result = json.loads(reencoded.read_text())
+    assert result["jpeg_quality"] == 25 and "quality 25" in result["images"] and result["seed"] == 1
+    assert json.loads(plain.read_text())["jpeg_quality"] is None
+
+
 def test_gap_only_against_the_whole_cifar10_test_split():
     table = {12: 88.66, 200: 94.36}
     assert gap_to_table(90.0, table, 12, 10_000) == pytest.approx(1.34)
@@ -63,6 +89,7 @@ def test_gap_only_against_the_whole_cifar10_test_split():
 @pytest.mark.parametrize("args,message", [
     (["--cells", "|conv~0|"], "conv"),
     (["--epochs", "0"], "--epochs"),
+    (["--jpeg-quality", "0"], "--jpeg-quality"),
     pytest.param(["--device", "cuda:0"], "no CUDA GPU",
                  marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")),
 ])
