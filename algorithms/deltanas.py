@@ -536,7 +536,7 @@ def delta_loss_vs_edit_distance(benchmark: Benchmark, space: SearchSpace, datase
                                                       pairs_rng, at_least=min_pairs)
                              for part, n in ((0, n_train_pairs), (1, n_test_pairs)))
              for distance in distances}
-    # each distance's pairs are in random order: the first n are a random n of them
+    # the first n of a distance's pairs are what the sampler would return if asked for n (same distribution)
     n_train, n_test = (min(len(pairs[part]) for pairs in drawn.values()) for part in (0, 1))
     results: dict = {}
     for distance in distances:

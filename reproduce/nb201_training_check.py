@@ -17,7 +17,8 @@ learning rate steps once per epoch, NB201's every iteration (the same mean rate;
 
 ``--jpeg-quality Q`` re-encodes every image (train and test) as JPEG at quality Q (4:2:0) before training: a
 dose-response test of the image hypothesis (if accuracy falls steeply as Q drops below our copy's 75, the
-compression of our copy plausibly costs accuracy too).
+compression of our copy plausibly costs accuracy too). On our JPEG copy that is a second compression (quality 75,
+then Q), not one pass at Q.
 
     python -m reproduce.nb201_training_check --epochs 12 [--cells ARCH,...] [--seed S] [--jpeg-quality Q]
 """
@@ -184,9 +185,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     # one file per setting (no silent overwrite): the default cells by epoch count, other cells by their hash;
-    # a seed, a re-encoding or a training subset other than the defaults adds to the name
+    # another image set, a seed, a re-encoding or a training subset than the defaults adds to the name
     stem = args.out / ((f"epochs{args.epochs}" if not args.cells else
                         f"epochs{args.epochs}-cells-{hashlib.sha256(args.cells.encode()).hexdigest()[:8]}")
+                       + (f"-{args.images}" if args.images != "cifar10" else "")
                        + (f"-seed{args.seed}" if args.seed else "")
                        + (f"-jpeg{args.jpeg_quality}" if args.jpeg_quality is not None else "")
                        + (f"-train{args.train_images}" if args.train_images else ""))

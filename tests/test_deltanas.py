@@ -135,6 +135,8 @@ def test_a_sparse_set_gives_every_distance_the_fewest_pairs_found_or_fails_below
     n_train, n_test = result[1]["n_train_pairs"], result[1]["n_test_pairs"]
     assert 20 <= n_train < 200 and 20 <= n_test < 200
     assert (result[2]["n_train_pairs"], result[2]["n_test_pairs"]) == (n_train, n_test)
+    loose = loss(1)  # the fewest found, whatever the floor: not cut down to the floor
+    assert (loose[1]["n_train_pairs"], loose[1]["n_test_pairs"]) == (n_train, n_test)
     with pytest.raises(DataError, match="at least 190 needed"):
         loss(190)
     with pytest.raises(DataError, match="of 200 pairs at edit distance 1$"):

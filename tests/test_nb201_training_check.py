@@ -72,7 +72,7 @@ def test_seeds_and_reencodings_get_files_of_their_own(tmp_path, nb201, one_torch
     assert main(common) == 0
     assert main([*common, "--seed", "1", "--jpeg-quality", "25"]) == 0
     written = sorted(tmp_path.glob("*.json"), key=lambda path: len(path.name))
-    assert len(written) == 2 and written[1].name.endswith("-seed1-jpeg25-train256.json")
+    assert len(written) == 2 and written[1].name.endswith("-cifar10-subset-seed1-jpeg25-train256.json")
     plain, reencoded = written
     result = json.loads(reencoded.read_text())
     assert result["jpeg_quality"] == 25 and "quality 25" in result["images"] and result["seed"] == 1

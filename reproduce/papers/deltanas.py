@@ -553,18 +553,28 @@ def _table_summary(pieces: list[dict]) -> list[dict]:
     def ranked(ps: list[dict], key: str) -> list[float]:  # seeds whose predictions were not all equal
         return [p[key] for p in ps if not math.isnan(p[key])]
 
-    # kendall_tau is NaN if any seed's predictions were constant (the verdicts count those as worst);
-    # the ranked_* fields summarise the other seeds, for the table
+    # kendall_tau is NaN if any seed's predictions were constant; the ranked_* fields summarise the other
+    # seeds (tables, figure), scored_kendall_tau counts a constant seed as -1 (verdicts)
     return [{"task": t, "predictor": name, "size": size, "seeds": len(ps),
              "kendall_tau": float(np.mean([p["kendall_tau"] for p in ps])),
              "kendall_tau_std": float(np.std([p["kendall_tau"] for p in ps])),
              "spearman_rho": float(np.mean([p["spearman_rho"] for p in ps])),
              "constant_seeds": len(ps) - len(ranked(ps, "kendall_tau")),
+             # what the verdicts rank by: a constant seed ranks nothing and scores -1
+             "scored_kendall_tau": float(np.mean([_tau_or_worst(p["kendall_tau"]) for p in ps])),
              "ranked_kendall_tau": float(np.mean(ranked(ps, "kendall_tau"))) if ranked(ps, "kendall_tau") else None,
              "ranked_kendall_tau_std": float(np.std(ranked(ps, "kendall_tau"))) if ranked(ps, "kendall_tau") else None,
              "ranked_spearman_rho": float(np.mean(ranked(ps, "spearman_rho"))) if ranked(ps, "spearman_rho") else None,
              "fit_seconds": float(np.mean([p["fit_seconds"] for p in ps]))}
             for (t, name, size), ps in sorted(cells.items())]
+
+
+def _tau_text(s: dict) -> str:
+    """The mean tau of the seeds that ranked, and how many did not."""
+    if s["constant_seeds"] == s["seeds"]:
+        return "constant"
+    return f"{s['ranked_kendall_tau']:.2f}" + (f" ({s['constant_seeds']}/{s['seeds']} seeds constant)"
+                                               if s["constant_seeds"] else "")
 
 
 def _table_cell(s: dict) -> str:
@@ -591,15 +601,15 @@ def _table_rows(pieces: list[dict], settings: Settings) -> list[dict]:
         for size in settings.table_sizes:
             at = {s["predictor"]: s for s in summary if s["task"] == task and s["size"] == size}
             # a constant prediction (e.g. trees on 10 cells) has no tau (NaN): it ranks nothing, so it counts as -1
-            best_name = max((n for n in at if n != "delta_predictor"), key=lambda n: _tau_or_worst(at[n]["kendall_tau"]))
+            best_name = max((n for n in at if n != "delta_predictor"), key=lambda n: at[n]["scored_kendall_tau"])
             tau = {(p["identity"]["predictor"], p["identity"]["seed"]): _tau_or_worst(p["kendall_tau"]) for p in pieces
                    if p["identity"]["task"] == task and p["identity"]["size"] == size}
             seeds = sorted({seed for _, seed in tau})
             wins[size] = all(tau[("delta_predictor", seed)] > max(t for (n, sd), t in tau.items()
                                                                   if sd == seed and n != "delta_predictor")
                              for seed in seeds)
-            parts.append(f"n={size}: Δ {at['delta_predictor']['kendall_tau']:.2f} vs {best_name} "
-                         f"{at[best_name]['kendall_tau']:.2f}{' (wins every seed)' if wins[size] else ''}")
+            parts.append(f"n={size}: Δ {_tau_text(at['delta_predictor'])} vs {best_name} "
+                         f"{_tau_text(at[best_name])}{' (wins every seed)' if wins[size] else ''}")
         few = [size for size in settings.table_sizes if size <= settings.table_few_samples]
         verdict = ("reproduced" if few and all(wins[n] for n in few) else
                    "partial" if any(wins.values()) else "not reached")
@@ -689,15 +699,17 @@ def _table_figure(pieces: list[dict], settings: Settings, stem: Path) -> list[Pa
                              squeeze=False)
     for ax, task in zip(axes[0], settings.table_tasks):
         for name in settings.table_predictors:
-            rows = sorted((s for s in summary if s["task"] == task and s["predictor"] == name), key=lambda s: s["size"])
-            ax.errorbar([s["size"] for s in rows], [s["kendall_tau"] for s in rows],
-                        yerr=[s["kendall_tau_std"] for s in rows], fmt="-o", ms=3, capsize=2,
+            # the seeds that ranked, as in the table (a size where every seed was constant has no point)
+            rows = sorted((s for s in summary if s["task"] == task and s["predictor"] == name
+                           and s["ranked_kendall_tau"] is not None), key=lambda s: s["size"])
+            ax.errorbar([s["size"] for s in rows], [s["ranked_kendall_tau"] for s in rows],
+                        yerr=[s["ranked_kendall_tau_std"] for s in rows], fmt="-o", ms=3, capsize=2,
                         lw=2 if name == "delta_predictor" else 1, label=name)
         ax.set_xscale("log")
         ax.set_title(task)
         ax.set_xlabel("training architectures")
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("Kendall tau on held-out architectures")
+    axes[0][0].set_ylabel("Kendall tau on held-out architectures\n(seeds with constant predictions left out)")
     axes[0][0].legend(fontsize=8)
     fig.tight_layout()
     return figures.save(fig, stem)
@@ -709,7 +721,7 @@ def _table_figure(pieces: list[dict], settings: Settings, stem: Path) -> list[Pa
 def _markdown(headline: Headline, details: dict, sections: list[str], settings: Settings) -> str:
     lines = [f"# {headline.title}", "",
              f"Scale **{headline.scale}** — `{headline.command}` — {headline.date} — {details['seconds']:.0f} s on "
-             f"{details['cpus']} CPUs for this invocation (it reuses finished searches and pieces); the searches "
+             f"{details['cpus']} CPUs for this invocation (reusing any finished searches and pieces); the searches "
              f"took about {sum(details['search_worker_seconds'].values()) / 3600:.1f} h of worker time in all; "
              f"{settings.seeds} seeds, {settings.budgets[-1]} queries per search.", "",
              "Only the paper's abstract is available: its claims are qualitative, and every design decision is a "
