@@ -550,23 +550,23 @@ def _table_summary(pieces: list[dict]) -> list[dict]:
     for p in pieces:
         key = (p["identity"]["task"], p["identity"]["predictor"], p["identity"]["size"])
         cells.setdefault(key, []).append(p)
-    def ranked(ps: list[dict], key: str) -> list[float]:  # seeds whose predictions were not all equal
-        return [p[key] for p in ps if not math.isnan(p[key])]
 
-    # kendall_tau is NaN if any seed's predictions were constant; the ranked_* fields summarise the other
-    # seeds (tables, figure), scored_kendall_tau counts a constant seed as -1 (verdicts)
-    return [{"task": t, "predictor": name, "size": size, "seeds": len(ps),
-             "kendall_tau": float(np.mean([p["kendall_tau"] for p in ps])),
-             "kendall_tau_std": float(np.std([p["kendall_tau"] for p in ps])),
-             "spearman_rho": float(np.mean([p["spearman_rho"] for p in ps])),
-             "constant_seeds": len(ps) - len(ranked(ps, "kendall_tau")),
-             # what the verdicts rank by: a constant seed ranks nothing and scores -1
-             "scored_kendall_tau": float(np.mean([_tau_or_worst(p["kendall_tau"]) for p in ps])),
-             "ranked_kendall_tau": float(np.mean(ranked(ps, "kendall_tau"))) if ranked(ps, "kendall_tau") else None,
-             "ranked_kendall_tau_std": float(np.std(ranked(ps, "kendall_tau"))) if ranked(ps, "kendall_tau") else None,
-             "ranked_spearman_rho": float(np.mean(ranked(ps, "spearman_rho"))) if ranked(ps, "spearman_rho") else None,
-             "fit_seconds": float(np.mean([p["fit_seconds"] for p in ps]))}
-            for (t, name, size), ps in sorted(cells.items())]
+    def entry(t: str, name: str, size: int, ps: list[dict]) -> dict:
+        # kendall_tau is NaN if any seed's predictions were constant; the ranked_* fields summarise the other
+        # seeds (tables, figure), scored_kendall_tau counts a constant seed as -1 (verdicts)
+        taus = [p["kendall_tau"] for p in ps]
+        ranked = [p for p in ps if not math.isnan(p["kendall_tau"])]  # seeds whose predictions were not all equal
+        return {"task": t, "predictor": name, "size": size, "seeds": len(ps),
+                "kendall_tau": float(np.mean(taus)), "kendall_tau_std": float(np.std(taus)),
+                "spearman_rho": float(np.mean([p["spearman_rho"] for p in ps])),
+                "constant_seeds": len(ps) - len(ranked),
+                "scored_kendall_tau": float(np.mean([_tau_or_worst(tau) for tau in taus])),
+                "ranked_kendall_tau": float(np.mean([p["kendall_tau"] for p in ranked])) if ranked else None,
+                "ranked_kendall_tau_std": float(np.std([p["kendall_tau"] for p in ranked])) if ranked else None,
+                "ranked_spearman_rho": float(np.mean([p["spearman_rho"] for p in ranked])) if ranked else None,
+                "fit_seconds": float(np.mean([p["fit_seconds"] for p in ps]))}
+
+    return [entry(t, name, size, ps) for (t, name, size), ps in sorted(cells.items())]
 
 
 def _tau_text(s: dict) -> str:
