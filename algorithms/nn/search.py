@@ -451,12 +451,13 @@ def fingerprint(identity: dict) -> str:
 
 
 def run_search(search: SupernetSearch, train: Any, valid: Any, out_dir: Path, identity: dict,
-               benchmark: Any = None, stop_after_epochs: int | None = None, progress: bool = True,
-               on_epoch: Callable[[dict], None] | None = None, epoch_info: dict | None = None) -> dict:
+               benchmark: Any = None, stop_after_epochs: int | None = None, until_epoch: int | None = None,
+               progress: bool = True, on_epoch: Callable[[dict], None] | None = None, epoch_info: dict | None = None) -> dict:
     """Run (or resume) ``search`` over its schedule; write ``checkpoint.pt`` every epoch and ``result.json``
     at the end. ``identity`` (algorithm, resolved hyper-parameters, seed, dataset, ...) must match the
     checkpoint's. ``epoch_info`` (e.g. which image files) joins every epoch's record, as does the device:
-    a search resumed elsewhere shows it. ``stop_after_epochs`` ends the call early (to test resuming).
+    a search resumed elsewhere shows it. ``stop_after_epochs`` ends the call early (to test resuming);
+    ``until_epoch`` ends it once that many epochs of the schedule are done (a diagnostic of the first epochs).
     Returns the result."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -479,6 +480,8 @@ def run_search(search: SupernetSearch, train: Any, valid: Any, out_dir: Path, id
     record_rng = torch.Generator().manual_seed(search.record_seed)
     steps = len(train)
     end = search.epochs if stop_after_epochs is None else min(search.epochs, start + stop_after_epochs)
+    if until_epoch is not None:
+        end = min(end, max(start, until_epoch))
     for epoch in range(start, end):
         t0 = time.perf_counter()
         search.new_epoch(epoch)

@@ -1,0 +1,193 @@
+"""Do lossier images push DrNAS toward pooling and skips? Run the first epochs of the paper-scale plain NB201
+search (``drnas.toml [drnas_nb201]``) on our JPEG copy of CIFAR-10 and on re-encodings at lower quality, and set
+the supernet's training accuracy and the mean architecture parameter per op beside the official run's log.
+
+Why (results/drnas/GPU.md, session 7): our plain search collapsed to all-``skip_connect`` (NB201 test 54.30 %)
+where the official one found 94.36 %. Our supernet trails the official log from epoch 0 (train accuracy 20.2 %
+vs 22.4 %), and α moves toward ``skip_connect``/``avg_pool_3x3`` in epoch 0 where the official run's
+``nor_conv_3x3`` leads by epoch 1-2. The only systematic input difference found is the images (JPEG quality 75,
+4:2:0; the official runs used the lossless ones, which are not obtainable here), and the training check shows a
+clear dose-response for stand-alone cells. We cannot train on better images, but we can train on worse ones: if
+the search's train accuracy falls and α drifts to the parameter-free ops faster as quality drops, JPEG loss is a
+credible cause of the collapse; if quality does not change the drift, look elsewhere.
+
+Every (quality, seed) search is the real one (same hyper-parameters, the 100-epoch cosine schedule), stopped
+after ``--epochs`` epochs; it checkpoints every epoch under ``--out/runs`` and a rerun resumes it.
+
+    python -m reproduce.drnas_image_check --epochs 5 --qualities stored,50,25 --seeds 0,1
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nasrepro.errors import ConfigError, NasReproError
+from nasrepro.io import atomic_write_json, atomic_write_text
+from reproduce.nb201_training_check import CIFAR10_IMAGES, reencode_jpeg
+
+SECTION = "drnas_nb201"
+#: train accuracy (%) per epoch of the unmodified official plain search (fork Mars-204/DrNAS,
+#: 201-space-pc-1/log.txt, seed 2; results/drnas/REVIEW_official_code.md): the reference trajectory
+OFFICIAL_TRAIN_ACC = {0: 22.4, 1: 29.5, 2: 32.2, 3: 34.7, 4: 36.9, 5: 39.6, 6: 40.4, 7: 43.1}
+STORED = "stored"  # the images as they are in the data root (our copy: JPEG quality 75)
+
+
+def parse_qualities(text: str) -> list[int | None]:
+    """``stored,50,25`` -> [None, 50, 25] (None: no re-encoding)."""
+    qualities: list[int | None] = []
+    for item in text.split(","):
+        item = item.strip()
+        if item == STORED:
+            qualities.append(None)
+        elif item.isdigit() and 1 <= int(item) <= 95:
+            qualities.append(int(item))
+        else:
+            raise ConfigError(f"--qualities: {item!r} is neither '{STORED}' nor a JPEG quality in 1..95")
+    return qualities
+
+
+def parse_seeds(text: str) -> list[int]:
+    try:
+        return [int(s) for s in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"--seeds must be comma-separated integers, got {text!r}") from None
+
+
+def check(qualities: list[int | None], seeds: list[int], epochs: int, device: str, out: Path,
+          images: str = "cifar10", overrides: dict | None = None, progress: bool = True) -> dict:
+    """Run (or resume) each (quality, seed) search for its first ``epochs`` epochs; return the summary.
+    ``overrides`` change the section's hyper-parameters (tests use a tiny network)."""
+    from algorithms.drnas import DrNAS
+    from algorithms.nn.data import image_source, load_dataset
+    from algorithms.nn.search import device_name, load_hparams, make_search, run_search, search_data
+    from benchmarks.nb201 import OPS, NB201Benchmark
+
+    hparams = load_hparams("drnas", SECTION, overrides)
+    if epochs > sum(hparams["stage_epochs"]):
+        raise ConfigError(f"--epochs {epochs}: the search has only {sum(hparams['stage_epochs'])} epochs")
+    benchmark, stored = NB201Benchmark.load(), load_dataset(images)
+    runs = []
+    for quality in qualities:
+        # the search reads the training images only (its test accuracies are the benchmark's)
+        arrays = stored if quality is None else dataclasses.replace(stored, x_train=reencode_jpeg(stored.x_train, quality))
+        for seed in seeds:
+            name = (f"{STORED if quality is None else f'jpeg{quality}'}-seed{seed}"
+                    + (f"-{images}" if images != "cifar10" else ""))
+            identity = {"paper": "drnas", "method": "drnas", "section": SECTION, "hparams": hparams, "seed": seed,
+                        "dataset": "cifar10", "images": images, "jpeg_quality": quality}
+            search = make_search(DrNAS, hparams, seed)
+            search.adapt_search_space("nb201", "cifar10", num_classes=arrays.num_classes, device=device)
+            train, valid = search_data(search, arrays, seed)
+            result = run_search(search, train, valid, out / "runs" / name, identity, benchmark=benchmark,
+                                until_epoch=epochs, progress=progress)
+            history = result["history"][:epochs]
+            runs.append({"name": name, "jpeg_quality": quality, "seed": seed, "epochs": [{
+                "epoch": h["epoch"], "train_acc": round(h["train_acc"], 2), "argmax_test": round(h["argmax_test"], 2),
+                "sampled_test_mean": round(h["sampled_test_mean"], 2), "arch": h["arch"], "seconds": round(h["seconds"], 1),
+                "mean_alpha": dict(zip(OPS, np.round(np.mean(h["alphas"]["cell"], axis=0), 4).tolist())),
+            } for h in history]})
+            print(f"{name}: " + "; ".join(f"epoch {r['epoch']} train {r['train_acc']:.1f} % argmax {r['argmax_test']:.2f}"
+                                          for r in runs[-1]["epochs"]), file=sys.stderr)
+    return {"date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "device": device_name(device),
+            "images": image_source(images), "section": SECTION, "overrides": overrides or {}, "epochs": epochs,
+            "official_train_acc": OFFICIAL_TRAIN_ACC, "runs": runs}
+
+
+def markdown(result: dict) -> str:
+    ops = list(result["runs"][0]["epochs"][0]["mean_alpha"]) if result["runs"] and result["runs"][0]["epochs"] else []
+    lines = ["# DrNAS plain NB201 search, first epochs, by image quality", "",
+             f"{result['date']} on {result['device']}; images: {result['images']}, re-encoded (training images) "
+             f"as JPEG at the quality in the first column; `drnas.toml [{result['section']}]`"
+             + (f" with {result['overrides']}" if result["overrides"] else "")
+             + ". α: the mean over the 6 edges of each op's architecture parameter at the end of the epoch.", "",
+             "| images | seed | epoch | train acc. % (official log) | " + " | ".join(f"α {op}" for op in ops)
+             + " | argmax cell, NB201 test % |",
+             "|---|---:|---:|---:|" + "---:|" * len(ops) + "---:|"]
+    for run in result["runs"]:
+        label = STORED if run["jpeg_quality"] is None else f"JPEG {run['jpeg_quality']}"
+        for r in run["epochs"]:
+            official = result["official_train_acc"].get(r["epoch"], result["official_train_acc"].get(str(r["epoch"])))
+            reference = f" ({official:.1f})" if official is not None else ""
+            lines.append(f"| {label} | {run['seed']} | {r['epoch']} | {r['train_acc']:.1f}{reference} | "
+                         + " | ".join(f"{r['mean_alpha'][op]:+.3f}" for op in ops) + f" | {r['argmax_test']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def figure(result: dict, path: Path) -> None:
+    """Train accuracy and the mean α of each op against the epoch, one line style per image quality."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = [r for r in result["runs"] if r["epochs"]]
+    if not runs:
+        return
+    ops = list(runs[0]["epochs"][0]["mean_alpha"])
+    qualities = list(dict.fromkeys(r["jpeg_quality"] for r in runs))
+    styles = dict(zip(qualities, ["-", "--", ":", "-."] * 4))
+    fig, axes = plt.subplots(1, 1 + len(ops), figsize=(3.0 * (1 + len(ops)), 3.0), squeeze=False)
+    axes = axes[0]
+    official = sorted((int(k), v) for k, v in result["official_train_acc"].items())
+    axes[0].plot([e for e, _ in official], [v for _, v in official], "k*", label="official log")
+    for run in runs:
+        epochs = [r["epoch"] for r in run["epochs"]]
+        label = f"{STORED if run['jpeg_quality'] is None else 'JPEG ' + str(run['jpeg_quality'])}, seed {run['seed']}"
+        axes[0].plot(epochs, [r["train_acc"] for r in run["epochs"]], styles[run["jpeg_quality"]], label=label)
+        for ax, op in zip(axes[1:], ops):
+            ax.plot(epochs, [r["mean_alpha"][op] for r in run["epochs"]], styles[run["jpeg_quality"]])
+    axes[0].set(title="supernet train acc. (%)", xlabel="epoch")
+    axes[0].legend(fontsize=6)
+    for ax, op in zip(axes[1:], ops):
+        ax.set(title=f"mean α: {op}", xlabel="epoch")
+        ax.axhline(0, color="grey", lw=0.5)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m reproduce.drnas_image_check", description=__doc__.split("\n")[0])
+    parser.add_argument("--epochs", type=int, default=5, help="first epochs of the 100-epoch search (default 5)")
+    parser.add_argument("--qualities", default=f"{STORED},50,25",
+                        help=f"comma-separated: '{STORED}' (no re-encoding) or JPEG qualities (default {STORED},50,25)")
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+    parser.add_argument("--images", default="cifar10", choices=CIFAR10_IMAGES,
+                        help="CIFAR-10 images: pickles if present, else JPEG (default); or a named copy")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--out", type=Path, default=Path("results/drnas/image_check"))
+    args = parser.parse_args(argv)
+    try:
+        if args.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError(f"--device {args.device}: no CUDA GPU here")
+        if args.epochs < 1:
+            raise ConfigError(f"--epochs must be >= 1, got {args.epochs}")
+        qualities, seeds = parse_qualities(args.qualities), parse_seeds(args.seeds)
+        result = check(qualities, seeds, args.epochs, args.device, args.out, images=args.images,
+                       progress=sys.stderr.isatty())
+    except NasReproError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    # one file per setting (no silent overwrite)
+    labels = [STORED if q is None else f"jpeg{q}" for q in qualities]
+    stem = args.out / (f"epochs{args.epochs}-{'-'.join(labels)}-seeds{'-'.join(map(str, seeds))}"
+                       + (f"-{args.images}" if args.images != "cifar10" else ""))
+    try:
+        atomic_write_json(stem.with_suffix(".json"), result)
+        atomic_write_text(stem.with_suffix(".md"), markdown(result))
+        figure(result, stem.with_suffix(".png"))
+    except OSError as exc:
+        print(f"error: cannot write {stem}.json / .md / .png: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {stem}.json, .md and .png", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""reproduce.drnas_image_check: the first epochs of the plain DrNAS search at several JPEG qualities."""
+import json
+
+import pytest
+
+from nasrepro.errors import ConfigError
+from reproduce.drnas_image_check import STORED, check, main, markdown, parse_qualities, parse_seeds
+
+pytestmark = pytest.mark.data
+
+#: a tiny network on a 256-image subset: the real section otherwise (schedule, optimisers, Dirichlet)
+TINY = {"channels": 4, "cells": 1, "image_size": 16, "train_subset": 256, "stage_epochs": [4],
+        "channels_last": False, "sample_archs": 5}
+
+
+def test_parse_qualities_and_seeds():
+    assert parse_qualities("stored, 50,25") == [None, 50, 25]
+    for bad in ("100", "0", "high", ""):
+        with pytest.raises(ConfigError, match="--qualities"):
+            parse_qualities(bad)
+    assert parse_seeds("0,3") == [0, 3]
+    with pytest.raises(ConfigError, match="--seeds"):
+        parse_seeds("0,x")
+
+
+def test_check_runs_each_quality_and_resumes(tmp_path, nb201, one_torch_thread):
+    """Two qualities x one seed for 1 epoch, then the same call for 2 epochs resumes: epoch 0 is the checkpoint's,
+    unchanged; the re-encoded images give another search than the stored ones."""
+    first = check([None, 10], [0], 1, "cpu", tmp_path, images="cifar10-subset", overrides=TINY, progress=False)
+    assert [r["name"] for r in first["runs"]] == ["stored-seed0-cifar10-subset", "jpeg10-seed0-cifar10-subset"]
+    assert all(len(r["epochs"]) == 1 for r in first["runs"])
+    second = check([None, 10], [0], 2, "cpu", tmp_path, images="cifar10-subset", overrides=TINY, progress=False)
+    for before, after in zip(first["runs"], second["runs"]):
+        assert len(after["epochs"]) == 2 and after["epochs"][0] == before["epochs"][0]
+    stored, lossy = second["runs"]
+    assert stored["epochs"][0]["mean_alpha"] != lossy["epochs"][0]["mean_alpha"]  # the images changed the search
+    assert set(stored["epochs"][0]["mean_alpha"]) == {"none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3",
+                                                      "avg_pool_3x3"}
+    text = markdown(second)
+    assert "| stored | 0 | 0 |" in text and "| JPEG 10 | 0 | 1 |" in text and "(22.4)" in text  # official log beside
+
+
+def test_more_epochs_than_the_search_is_one_clear_line(tmp_path, capsys):
+    assert main(["--epochs", "101", "--qualities", STORED, "--device", "cpu", "--images", "cifar10-subset",
+                 "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "only 100 epochs" in err[0]
+    assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_main_writes_json_markdown_and_figure(tmp_path, nb201, one_torch_thread, monkeypatch):
+    import reproduce.drnas_image_check as module
+
+    real_check = module.check
+    monkeypatch.setattr(module, "check", lambda *a, **k: real_check(*a, **{**k, "overrides": TINY}))
+    assert main(["--epochs", "1", "--qualities", "stored", "--seeds", "1", "--device", "cpu",
+                 "--images", "cifar10-subset", "--out", str(tmp_path)]) == 0
+    stem = tmp_path / "epochs1-stored-seeds1-cifar10-subset"
+    result = json.loads(stem.with_suffix(".json").read_text())
+    assert result["runs"][0]["seed"] == 1 and result["overrides"] == TINY
+    assert stem.with_suffix(".png").stat().st_size > 0 and "| stored | 1 | 0 |" in stem.with_suffix(".md").read_text()
