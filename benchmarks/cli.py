@@ -1,8 +1,9 @@
-"""``nasrepro data`` (list / info / verify / import / fetch) and ``nasrepro query``.
+"""``nasrepro data`` (list / info / verify / import / fetch / pack) and ``nasrepro query``.
 
 Every user mistake raises a typed :class:`NasReproError`; ``nasrepro.cli.main`` prints it as one line
 and exits 2. Nothing here writes into the data root except ``data import`` and ``data fetch``, and both
-only ever add a file that was absent (an existing file is never replaced).
+only ever add a file that was absent (an existing file is never replaced); ``data pack`` writes only a new
+folder of its own.
 """
 from __future__ import annotations
 
@@ -63,6 +64,13 @@ def register(subparsers) -> None:
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per network wait (default 30)")
     p.add_argument("--attempts", type=int, default=3, help="tries, each resuming the last (default 3)")
     p.set_defaults(func=cmd_fetch)
+
+    p = data_sub.add_parser("pack", help="write a small data root for NB201 supernet searches on another machine")
+    p.add_argument("dest", type=Path, help="a new folder (an existing one is never written into)")
+    p.add_argument("--test-per-class", default="10", metavar="N|all",
+                   help="CIFAR-10 test images per class (default 10: a search trains on the training images and "
+                        "looks accuracies up in NB201; 'all' for reproduce.nb201_training_check)")
+    p.set_defaults(func=cmd_pack)
 
     q = subparsers.add_parser("query", help="look up benchmark values for architectures")
     q.add_argument("bench", metavar="BENCH", help="benchmark name, e.g. nb201")
@@ -257,6 +265,50 @@ def _copy_no_clobber(src: Path, dest: Path, digest: str) -> None:
         publish_no_clobber(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def cmd_pack(args) -> int:
+    """The NB201 table and CIFAR-10's JPEG training images unpacked into a folder (about 53 MB against
+    69 MB for the table and the zip): what a remote GPU machine with a transfer limit needs for the
+    paper-scale NB201 searches (results/drnas/GPU.md). Written beside ``dest`` first, then renamed."""
+    from algorithms.nn.data import DATA_LAYOUT, unpack_image_zip
+    from benchmarks.nb201 import MASTER_CSV
+
+    count = args.test_per_class.strip().lower()
+    if not (count == "all" or (count.isdigit() and int(count) >= 1)):
+        raise ConfigError(f"--test-per-class must be a positive integer or 'all', got {args.test_per_class!r}")
+    test_per_class = None if count == "all" else int(count)
+    root, dest = data_root(), Path(args.dest).expanduser().absolute()
+    if dest.exists():
+        raise DataError(f"{dest} already exists; pack into a new folder (nothing was written)")
+    table, images = root / MASTER_CSV, root / DATA_LAYOUT["cifar10-jpeg"][0]
+    for needed in (table, images):
+        if not needed.is_file():
+            raise DataError(f"{needed} not found; 'data pack' copies it from the data root")
+    if (root / DATA_LAYOUT["cifar10-pickles"][0]).is_dir():
+        print("warning: this data root also has the CIFAR-10 pickles, which searches here prefer; the pack "
+              "holds the JPEG copy only (too big otherwise), so searches there train on other images",
+              file=sys.stderr)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".pack", dir=dest.parent))
+    except OSError as exc:
+        raise DataError(f"cannot write beside {dest}: {exc.strerror or exc}") from None
+    try:
+        (tmp / MASTER_CSV).parent.mkdir(parents=True)
+        shutil.copyfile(table, tmp / MASTER_CSV)
+        files, size = unpack_image_zip(images, tmp / DATA_LAYOUT["cifar10-jpeg"][0], test_per_class)
+        if dest.exists():
+            raise DataError(f"{dest} appeared while packing; nothing was written there")
+        tmp.rename(dest)
+    except OSError as exc:  # disk full, read-only, ...
+        raise DataError(f"cannot write {dest}: {exc.strerror or exc}") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # gone already after the rename
+    total = table.stat().st_size + size
+    print(f"packed {dest}: the NB201 table ({table.stat().st_size / 1e6:.1f} MB) and {files} CIFAR-10 JPEG files "
+          f"({size / 1e6:.1f} MB), {total / 1e6:.1f} MB ({total / 2**20:.1f} MiB); point NASREPRO_DATA at it")
+    return 0
 
 
 def cmd_fetch(args) -> int:

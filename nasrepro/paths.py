@@ -12,15 +12,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import platformdirs
-
 from nasrepro.errors import DataError
 
 
 def data_root(must_exist: bool = True) -> Path:
     """The data root; raises :class:`DataError` if it does not exist (and ``must_exist``)."""
     env = os.environ.get("NASREPRO_DATA")
-    root = Path(env).expanduser() if env else Path(platformdirs.user_data_dir("nasrepro"))
+    root = Path(env).expanduser() if env else _user_dir("data")
     if must_exist and not root.is_dir():
         origin = "NASREPRO_DATA" if env else "the default data root"
         raise DataError(f"data root {root} ({origin}) does not exist; set NASREPRO_DATA or run "
@@ -39,9 +37,17 @@ def data_file(relative: str) -> Path:
 def cache_dir() -> Path:
     """The (created) cache dir for derived data."""
     env = os.environ.get("NASREPRO_CACHE")
-    root = Path(env).expanduser() if env else Path(platformdirs.user_cache_dir("nasrepro"))
+    root = Path(env).expanduser() if env else _user_dir("cache")
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DataError(f"cache dir {root} cannot be created: {exc.strerror}") from exc
     return root
+
+
+def _user_dir(kind: str) -> Path:
+    # imported only here: with both variables set, a source checkout runs without platformdirs installed
+    # (as on a lent GPU machine whose image lacks it; results/drnas/GPU.md)
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("nasrepro") if kind == "data" else platformdirs.user_cache_dir("nasrepro"))

@@ -15,11 +15,13 @@ Every (quality, seed) search is the real one (same hyper-parameters, the 100-epo
 after ``--epochs`` epochs; it checkpoints every epoch under ``--out/runs`` and a rerun resumes it.
 
     python -m reproduce.drnas_image_check --epochs 5 --qualities stored,50,25 --seeds 0,1
+    python -m reproduce.drnas_image_check --epochs 1 --qualities stored --set precision=fp32_strict  # TF32 off
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,6 +31,7 @@ import torch
 
 from nasrepro.errors import ConfigError, NasReproError
 from nasrepro.io import atomic_write_json, atomic_write_text
+from reproduce.cli import parse_overrides
 from reproduce.nb201_training_check import CIFAR10_IMAGES, reencode_jpeg
 
 SECTION = "drnas_nb201"
@@ -59,10 +62,17 @@ def parse_seeds(text: str) -> list[int]:
         raise ConfigError(f"--seeds must be comma-separated integers, got {text!r}") from None
 
 
+def override_label(overrides: dict | None) -> str:
+    """``{"precision": "fp32_strict"}`` -> ``-precision-fp32_strict``: in run and file names, so runs with other
+    settings neither meet each other's checkpoints nor overwrite each other's tables."""
+    return "".join(f"-{key}-{re.sub(r'[^A-Za-z0-9_.]', '_', str(value))}"
+                   for key, value in sorted((overrides or {}).items()))
+
+
 def check(qualities: list[int | None], seeds: list[int], epochs: int, device: str, out: Path,
-          images: str = "cifar10", overrides: dict | None = None, progress: bool = True) -> dict:
+          images: str = "cifar10", overrides: dict | None = None, tag: str = "", progress: bool = True) -> dict:
     """Run (or resume) each (quality, seed) search for its first ``epochs`` epochs; return the summary.
-    ``overrides`` change the section's hyper-parameters (tests use a tiny network)."""
+    ``overrides`` change the section's hyper-parameters (tests use a tiny network); ``tag`` ends the run names."""
     from algorithms.drnas import DrNAS
     from algorithms.nn.data import image_source, load_dataset
     from algorithms.nn.search import device_name, load_hparams, make_search, run_search, search_data
@@ -78,7 +88,7 @@ def check(qualities: list[int | None], seeds: list[int], epochs: int, device: st
         arrays = stored if quality is None else dataclasses.replace(stored, x_train=reencode_jpeg(stored.x_train, quality))
         for seed in seeds:
             name = (f"{STORED if quality is None else f'jpeg{quality}'}-seed{seed}"
-                    + (f"-{images}" if images != "cifar10" else ""))
+                    + (f"-{images}" if images != "cifar10" else "") + tag)
             identity = {"paper": "drnas", "method": "drnas", "section": SECTION, "hparams": hparams, "seed": seed,
                         "dataset": "cifar10", "images": images, "jpeg_quality": quality}
             search = make_search(DrNAS, hparams, seed)
@@ -160,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
     parser.add_argument("--images", default="cifar10", choices=CIFAR10_IMAGES,
                         help="CIFAR-10 images: pickles if present, else JPEG (default); or a named copy")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help=f"change a hyper-parameter of drnas.toml [{SECTION}], e.g. precision=fp32_strict "
+                             "(TF32 off); named in the run and file names")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", type=Path, default=Path("results/drnas/image_check"))
     args = parser.parse_args(argv)
@@ -169,19 +182,21 @@ def main(argv: list[str] | None = None) -> int:
         if args.epochs < 1:
             raise ConfigError(f"--epochs must be >= 1, got {args.epochs}")
         qualities, seeds = parse_qualities(args.qualities), parse_seeds(args.seeds)
+        overrides = parse_overrides(args.overrides)
         result = check(qualities, seeds, args.epochs, args.device, args.out, images=args.images,
-                       progress=sys.stderr.isatty())
+                       overrides=overrides or None, tag=override_label(overrides), progress=sys.stderr.isatty())
     except NasReproError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     # one file per setting (no silent overwrite)
     labels = [STORED if q is None else f"jpeg{q}" for q in qualities]
     stem = args.out / (f"epochs{args.epochs}-{'-'.join(labels)}-seeds{'-'.join(map(str, seeds))}"
-                       + (f"-{args.images}" if args.images != "cifar10" else ""))
+                       + (f"-{args.images}" if args.images != "cifar10" else "") + override_label(overrides))
     try:
-        atomic_write_json(stem.with_suffix(".json"), result)
-        atomic_write_text(stem.with_suffix(".md"), markdown(result))
-        figure(result, stem.with_suffix(".png"))
+        # appended, not with_suffix: a value like 0.0006 in the name would be taken for a suffix
+        atomic_write_json(Path(f"{stem}.json"), result)
+        atomic_write_text(Path(f"{stem}.md"), markdown(result))
+        figure(result, Path(f"{stem}.png"))
     except OSError as exc:
         print(f"error: cannot write {stem}.json / .md / .png: {exc}", file=sys.stderr)
         return 2

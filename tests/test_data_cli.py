@@ -281,3 +281,18 @@ def test_unsafe_or_unexpected_archives_are_not_unpacked(members, links, reason, 
     assert code == 2 and err.startswith("nasrepro: error:") and err.count("\n") == 1 and reason in err
     assert sorted(p.name for p in (root / "nb201").iterdir()) == ["NATS-tss-v1_0-3ffb9-simple.tar"]
     assert not (tmp_path / "evil").exists()
+
+
+def test_paths_need_platformdirs_only_for_the_default_dirs(tmp_path, monkeypatch):
+    # a source checkout on a machine without platformdirs (the lent GPU image) runs with both variables set
+    import sys
+
+    from nasrepro.paths import cache_dir, data_root
+
+    monkeypatch.setitem(sys.modules, "platformdirs", None)  # import platformdirs now fails
+    monkeypatch.setenv("NASREPRO_DATA", str(tmp_path))
+    monkeypatch.setenv("NASREPRO_CACHE", str(tmp_path / "cache"))
+    assert data_root() == tmp_path and cache_dir() == tmp_path / "cache"
+    monkeypatch.delenv("NASREPRO_CACHE")
+    with pytest.raises(ImportError):
+        cache_dir()

@@ -75,6 +75,15 @@ def test_one_search_step_moves_alpha():
     assert not torch.equal(before, search.alphas["cell"].detach())
 
 
+def test_precision_choices(monkeypatch):
+    search, _ = tiny_search(precision="fp32_strict")  # TF32 off on a GPU; on the CPU the same as fp32
+    train, valid = search_data(search, tiny_arrays(), 0)
+    search.new_epoch(0)
+    assert torch.isfinite(search.step(train.next_batch(), valid.next_batch())["train_loss"])
+    with pytest.raises(ConfigError, match="fp32_strict"):
+        tiny_search(precision="fp64")
+
+
 # -- regularisers -----------------------------------------------------------------------------------------
 def test_l2_and_kl_regularisers_switch():
     l2, _ = tiny_search(reg_type="l2", reg_scale=1e-3)
@@ -285,6 +294,59 @@ def test_full_scale_reports_finished_searches_without_a_gpu_and_refuses_unfinish
     assert json.loads((tmp_path / "run_info.json").read_text())["device"].startswith("cpu (report only")
     with pytest.raises(ConfigError, match="need a CUDA GPU"):  # the other seeds have not finished
         paper.run("full", tmp_path, only="cifar10-drnas_nb201_progressive-seed*")
+
+
+def test_a_recovered_result_joins_the_table_but_not_the_figure(tmp_path, monkeypatch):
+    """A run whose raw folder was lost keeps its final cell and totals (``recovered``, no history)."""
+    import json
+
+    from reproduce.papers import drnas as paper
+    from reproduce.report import Headline
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(paper, "_check_images", lambda name: None)
+    monkeypatch.setattr(paper, "_image_source", lambda name: f"images {name}")
+    drawn = []
+    monkeypatch.setattr(paper, "_trajectory_figure", lambda results, folder: drawn.extend(results) or [])
+    history = [{"epoch": 0, "seconds": 10.0, "argmax_test": 85.0, "sampled_test_min": 10.0, "sampled_test_max": 94.0,
+                "sampled_test_mean": 80.0, "sampled_test": [10.0, 94.0], "images": "JPEG", "device": "GPU"}]
+    for seed, extra in ((0, {"history": [], "recovered": {"why": "lost", "search_seconds": 1050.4, "devices": ["H100"],
+                                                          "images": "JPEG"}}),
+                        (1, {"history": history})):
+        job = {"kind": "nb201", "method": "drnas", "section": "drnas_nb201", "seed": seed, "dataset": "cifar10",
+               "overrides": paper.nb201_overrides("full", "drnas_nb201"), "images": "cifar10"}
+        out = tmp_path / "runs" / f"cifar10-drnas_nb201-seed{seed}"
+        out.mkdir(parents=True)
+        (out / "result.json").write_text(json.dumps(
+            {"identity": paper._identity(job), "finished": True, "epochs_done": 100, "final_architecture": "cell",
+             "final_valid": 40.0 + seed, "final_test": 54.0 + 2 * seed, **extra}))
+    headline = Headline.read(paper.run("full", tmp_path, only="cifar10-drnas_nb201-seed[01]"))
+    row = next(r for r in headline.rows if r.claim.startswith("NB201 cifar10: DrNAS derived"))
+    assert row.seeds == 2 and row.ours == "40.50±0.50 / 55.00±1.00"
+    assert "trained on JPEG; seed(s) 0: final cell only" in row.note
+    assert [r["job"]["seed"] for r in drawn] == [1]  # the figure needs the per-epoch history
+    runs = json.loads((tmp_path / "run_info.json").read_text())["runs"]
+    assert runs["cifar10-drnas_nb201-seed0"]["search_seconds"] == 1050.4
+    assert runs["cifar10-drnas_nb201-seed1"]["devices"] == ["GPU"]
+
+
+def test_tracked_paper_scale_results_still_match_their_configuration():
+    """Each result.json kept in git under results/drnas/full/runs must still be the run its name and today's
+    drnas.toml describe; otherwise the report silently leaves it out (change the config knowingly, then
+    move the run away)."""
+    from reproduce.papers import drnas as paper
+
+    runs = sorted((Path(__file__).resolve().parents[1] / "results" / "drnas" / "full" / "runs").glob("*/result.json"))
+    assert runs, "the paper-scale results of earlier GPU sessions are tracked"
+    for path in runs:
+        dataset, section, seed = path.parent.name.split("-")
+        if section == "drnas_darts":  # the DARTS-space search
+            overrides = {k: v for k, v in load_hparams("drnas", "scale_full_darts").items() if k != "seeds"}
+        else:
+            overrides = paper.nb201_overrides("full", section)
+        job = {"method": section.split("_")[0], "section": section, "seed": int(seed.removeprefix("seed")),
+               "dataset": dataset, "images": dataset, "overrides": overrides, "out": str(path.parent)}
+        assert paper._finished_result(job) is not None, f"{path} no longer matches drnas.toml [{section}]"
 
 
 @pytest.mark.gpu

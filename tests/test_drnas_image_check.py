@@ -59,3 +59,29 @@ def test_main_writes_json_markdown_and_figure(tmp_path, nb201, one_torch_thread,
     result = json.loads(stem.with_suffix(".json").read_text())
     assert result["runs"][0]["seed"] == 1 and result["overrides"] == TINY
     assert stem.with_suffix(".png").stat().st_size > 0 and "| stored | 1 | 0 |" in stem.with_suffix(".md").read_text()
+
+
+def test_set_changes_the_section_and_names_runs_and_files(tmp_path, monkeypatch, capsys):
+    import reproduce.drnas_image_check as module
+
+    seen = {}
+    def fake_check(*args, **kwargs):
+        seen.update(kwargs)
+        return {"date": "today", "device": "cpu", "images": "JPEG", "section": "drnas_nb201", "epochs": 1,
+                "overrides": kwargs["overrides"], "official_train_acc": {}, "runs": []}
+
+    monkeypatch.setattr(module, "check", fake_check)
+    monkeypatch.setattr(module, "figure", lambda result, path: None)
+    assert main(["--epochs", "1", "--qualities", "stored", "--device", "cpu", "--out", str(tmp_path),
+                 "--set", "precision=fp32_strict", "--set", "arch_lr=6e-4"]) == 0
+    assert seen["overrides"] == {"precision": "fp32_strict", "arch_lr": 6e-4}
+    assert seen["tag"] == "-arch_lr-0.0006-precision-fp32_strict"  # runs with other settings never share a folder
+    assert (tmp_path / "epochs1-stored-seeds0-arch_lr-0.0006-precision-fp32_strict.md").is_file()
+
+
+def test_unknown_setting_is_one_clear_line(tmp_path, capsys):
+    assert main(["--epochs", "1", "--qualities", "stored", "--device", "cpu", "--images", "cifar10-subset",
+                 "--out", str(tmp_path), "--set", "learning_rate=0.1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "learning_rate" in err[0]
+    assert not any(tmp_path.iterdir())

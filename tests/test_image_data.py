@@ -357,3 +357,40 @@ def test_check_dataset_files_reads_nothing_and_names_the_fetch(tmp_path):
     check_dataset_files("cifar10", tmp_path)
     with pytest.raises(DataError, match="cifar100"):
         check_dataset_files("cifar100", tmp_path)
+
+
+def test_data_pack_writes_a_small_root_that_loads_like_the_original(tmp_path, rng, monkeypatch, capsys):
+    from algorithms.nn.data import DATA_LAYOUT
+    from benchmarks.nb201 import MASTER_CSV
+    from nasrepro.cli import main
+
+    root = tmp_path / "root"
+    tree = _image_tree(rng, classes=("b", "a"), per_class=(3, 4))
+    zip_path = root / DATA_LAYOUT["cifar10-jpeg"][0]
+    zip_path.parent.mkdir(parents=True)
+    with zipfile.ZipFile(zip_path, "w") as zf:
+        for rel, pixels in tree.items():
+            zf.writestr(f"CIFAR-10-images/{rel}", _png(pixels))
+        zf.writestr("../test/a/evil.png", _png(tree["test/a/0000.png"]))  # never written outside the pack
+    (root / MASTER_CSV).parent.mkdir(parents=True)
+    (root / MASTER_CSV).write_text("the NB201 table\n")
+    monkeypatch.setenv("NASREPRO_DATA", str(root))
+    monkeypatch.setenv("NASREPRO_CACHE", str(tmp_path / "cache"))
+
+    dest = tmp_path / "out" / "pack"
+    assert main(["data", "pack", str(dest), "--test-per-class", "2"]) == 0
+    assert "packed" in capsys.readouterr().out
+    assert (dest / MASTER_CSV).read_text() == "the NB201 table\n"
+    packed = D.load_dataset("cifar10", dest)  # the image folder sits where the zip was
+    kept = {k: v for k, v in tree.items() if k.startswith("train/") or int(k[-8:-4]) < 2}
+    _check_tree(packed, kept)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["pack"]  # no stray temporary folder
+    assert not (tmp_path / "out" / "test").exists()
+
+    # an existing folder is never written into; a bad count is one line
+    before = sorted(p.relative_to(dest) for p in dest.rglob("*"))
+    assert main(["data", "pack", str(dest)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert sorted(p.relative_to(dest) for p in dest.rglob("*")) == before
+    assert main(["data", "pack", str(tmp_path / "other"), "--test-per-class", "none"]) == 2
+    assert "--test-per-class" in capsys.readouterr().err and not (tmp_path / "other").exists()

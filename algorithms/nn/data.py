@@ -334,6 +334,34 @@ def _decode_zip(path: Path) -> tuple[dict, dict]:
     return _columns(entries, str(path))
 
 
+def unpack_image_zip(source: Path, dest: Path, test_per_class: int | None = None) -> tuple[int, int]:
+    """Write the ``train/<class>/`` images of the zip ``source`` and the first ``test_per_class`` test
+    images of each class (all when None) as a folder ``dest``, which :func:`load_image_folder` reads like
+    the zip. Returns (files, bytes). For shipping the images to another machine: a zip's per-file headers
+    add about 6 MB to CIFAR-10's 46 MB of training JPEGs."""
+    files = size = 0
+    kept: dict[str, int] = {}
+    try:
+        with zipfile.ZipFile(source) as zf:
+            for member in sorted(zf.namelist()):
+                parts = tuple(member.split("/"))
+                key = _split_class_file(parts)
+                if key is None or any(p in ("", ".", "..") for p in parts):
+                    continue
+                if key[0] == "test" and test_per_class is not None:
+                    kept[key[1]] = kept.get(key[1], 0) + 1
+                    if kept[key[1]] > test_per_class:
+                        continue
+                blob = zf.read(member)
+                path = dest.joinpath(*parts[-3:])
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(blob)
+                files, size = files + 1, size + len(blob)
+    except zipfile.BadZipFile as exc:
+        raise DataError(f"{source}: not a readable zip ({exc})") from exc
+    return files, size
+
+
 def _decode_folder(root: Path, listing: list[Path]) -> tuple[dict, dict]:
     entries = []
     for p in listing:

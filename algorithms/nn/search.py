@@ -48,6 +48,11 @@ from nasrepro.io import atomic_path, atomic_write_json
 SPACES = ("nb201", "darts")
 
 
+#: "fp32": fp32 tensors, and on Ampere or later GPUs cuDNN's TF32 convolutions (torch's default); "fp32_strict":
+#: TF32 off, the IEEE fp32 the official code had on its 2020 GPUs; "bf16": autocast (GPU only)
+PRECISIONS = ("fp32", "fp32_strict", "bf16")
+
+
 @dataclass(frozen=True)
 class Stage:
     epochs: int
@@ -80,8 +85,8 @@ class SupernetSearch(OneShotOptimizer):
                               f"one entry per stage")
         if stage_lr not in ("continue", "restart"):
             raise ConfigError(f"{self.name}: stage_lr must be 'continue' or 'restart', got {stage_lr!r}")
-        if precision not in ("bf16", "fp32"):
-            raise ConfigError(f"{self.name}: precision must be 'bf16' or 'fp32', got {precision!r}")
+        if precision not in PRECISIONS:
+            raise ConfigError(f"{self.name}: precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         if batch_size <= 0 or any(e <= 0 for e in stage_epochs) or any(k <= 0 for k in partial_k):
             raise ConfigError(f"{self.name}: batch_size, stage_epochs and partial_k must be positive")
         self.space_name = space
@@ -117,8 +122,9 @@ class SupernetSearch(OneShotOptimizer):
                               f"got {getattr(space, 'name', space)!r}")
         self.dataset, self.num_classes = dataset, num_classes
         self.device = torch.device(device)
-        if self.device.type == "cuda":
+        if self.device.type == "cuda":  # process-wide switches: one search's setting holds until the next one's
             torch.backends.cudnn.benchmark = self.cudnn_benchmark
+            torch.backends.cudnn.allow_tf32 = self.precision != "fp32_strict"  # True is torch's default
         init_seed, sample_seed, self.data_seed, self.record_seed = self._seeds
         self.init_generator = torch.Generator().manual_seed(init_seed)
         # the sampling generator lives on the device: drawing on it never syncs the host

@@ -12,7 +12,9 @@ method, ``[nb201_table]``, ``scale_*`` overrides).
 Scales: ``quick`` runs on CPU in minutes (tiny network, 16-px images, the 5,000-image subset): it checks
 the pipeline end to end and is *not* a reproduction of the paper's numbers; ``full`` is the paper's
 setting and needs a GPU. Raw outputs go to ``out/runs/<run>/`` (checkpoint every epoch; a finished
-search is skipped, an interrupted one resumes).
+search is skipped, an interrupted one resumes). The ``result.json`` of finished full-scale runs is tracked in
+git, so any clone rebuilds the table; a result marked ``recovered`` holds only the final cell and totals of a
+run whose raw folder was lost (its per-epoch history is not there, so it joins the table, not the figure).
 """
 from __future__ import annotations
 
@@ -122,6 +124,10 @@ def run(scale: str, out: Path, only: str | None = None) -> Path:
                 row_summary["note"] += ("; the paper publishes no progressive NB201 number: compared with its "
                                         "DrNAS row (the plain search)")
             row_summary["note"] += f"; trained on {_trained_on(mine, IMAGES[scale][dataset])}"
+            recovered = sorted(r["job"]["seed"] for r in mine if "recovered" in r)
+            if recovered:
+                row_summary["note"] += (f"; seed(s) {', '.join(map(str, recovered))}: final cell only, recovered from "
+                                        f"an earlier report (the per-epoch history is lost)")
             rows.append(row_summary)
     darts_results = [r for r in results if r["job"]["kind"] == "darts"]
     darts_claim = ("DARTS space (CIFAR-10), progressive DrNAS search: derived genotype "
@@ -135,7 +141,8 @@ def run(scale: str, out: Path, only: str | None = None) -> Path:
         rows.append({"claim": darts_claim, "paper": "2.46±0.03 % error", "ours": "—", "seeds": 0,
                      "verdict": "not run", "note": f"no finished {scale}-scale search yet (see --only)"})
 
-    figures = _trajectory_figure(nb201_results, out / "figures") if nb201_results else []
+    with_history = [r for r in nb201_results if r["history"]]  # a recovered result has none
+    figures = _trajectory_figure(with_history, out / "figures") if with_history else []
     command = f"python -m reproduce drnas --{scale}" + (f" --only '{only}'" if only else "")
     headline = Headline("drnas", TITLE, scale, command, started.strftime("%Y-%m-%dT%H:%M:%SZ"),
                         tuple(HeadlineRow(**row) for row in rows),
@@ -146,11 +153,7 @@ def run(scale: str, out: Path, only: str | None = None) -> Path:
                                                       "final_valid": r.get("final_valid"),
                                                       "final_test": r.get("final_test"),
                                                       "epochs_done": r["epochs_done"],
-                                                      # wall time of the search epochs, summed over sessions
-                                                      "search_seconds": round(sum(h["seconds"]
-                                                                                  for h in r["history"]), 1),
-                                                      "devices": sorted({h.get("device", "not recorded")
-                                                                         for h in r["history"]})}
+                                                      **_timing(r)}
                          for r in results}}
     atomic_write_json(out / "run_info.json", run_info)
     atomic_write_text(out / "results.md", _markdown(headline.to_dict(), run_info))
@@ -187,10 +190,20 @@ def _why_not_searched(dataset: str, scale: str) -> str:
     return f"the {scale} scale searches CIFAR-10 only"
 
 
+def _timing(result: dict) -> dict:
+    """Wall time of the search epochs, summed over sessions, and the devices they ran on (a recovered result
+    carries the totals its earlier report recorded)."""
+    if "recovered" in result:
+        return {k: result["recovered"][k] for k in ("search_seconds", "devices")}
+    return {"search_seconds": round(sum(h["seconds"] for h in result["history"]), 1),
+            "devices": sorted({h.get("device", "not recorded") for h in result["history"]})}
+
+
 def _trained_on(results: list[dict], images: str) -> str:
     """The image files the searches recorded, epoch by epoch; epochs run before the record existed count as
     what is here now, and say so."""
     sources = {h.get("images") for r in results for h in r["history"]}
+    sources |= {r["recovered"]["images"] for r in results if "recovered" in r}
     named = sorted(s for s in sources if s is not None)
     if None in sources:
         named.append(f"{_image_source(images)} (as found here: some epochs did not record their images)")
@@ -228,7 +241,7 @@ def _run_jobs(jobs: list[dict], device: str) -> list[dict]:
     if device == "cpu":
         workers = cores
     else:
-        fp32 = any(load_hparams("drnas", job["section"], job["overrides"])["precision"] == "fp32" for job in jobs)
+        fp32 = any(load_hparams("drnas", job["section"], job["overrides"])["precision"] != "bf16" for job in jobs)
         workers = 1 if fp32 else max(1, cores // 2)
     workers = min(len(jobs), workers)
     if workers <= 1:
