@@ -16,6 +16,7 @@ after ``--epochs`` epochs; it checkpoints every epoch under ``--out/runs`` and a
 
     python -m reproduce.drnas_image_check --epochs 5 --qualities stored,50,25 --seeds 0,1
     python -m reproduce.drnas_image_check --epochs 1 --qualities stored --set precision=fp32_strict  # TF32 off
+    python -m reproduce.drnas_image_check --epochs 2 --qualities stored --set precision=tf32_emulated  # TF32 on a CPU
 """
 from __future__ import annotations
 
@@ -172,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="CIFAR-10 images: pickles if present, else JPEG (default); or a named copy")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help=f"change a hyper-parameter of drnas.toml [{SECTION}], e.g. precision=fp32_strict "
-                             "(TF32 off); named in the run and file names")
+                             "(TF32 off) or precision=tf32_emulated (TF32 convolutions on any device); named "
+                             "in the run and file names")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", type=Path, default=Path("results/drnas/image_check"))
     args = parser.parse_args(argv)

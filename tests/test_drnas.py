@@ -366,6 +366,33 @@ def test_cuda_graph_step_learns_like_the_eager_step():
     assert losses[True][-10:].mean() == pytest.approx(losses[False][-10:].mean(), abs=0.3)
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("fused", [False, True])
+def test_cuda_graph_replays_follow_the_eager_search_step_for_step(fused):
+    """Paired runs (same seeds, same batches) with and without CUDA graphs give the same alpha after every
+    step, across a short last batch and a recapture at the next epoch. A replay that reused a captured
+    Dirichlet sample or a stale input would part the two by about one Adam step (arch_lr) per step; the loss
+    comparison above cannot see that."""
+    trajectories = {}
+    for graphs in (False, True):
+        search, _ = tiny_search(cuda_graphs=graphs, fused_cells=fused, cudnn_benchmark=False, channels=8,
+                                batch_size=32)
+        search.adapt_search_space("nb201", "cifar10", num_classes=10, device="cuda")
+        train, valid = search_data(search, tiny_arrays(200), 0)  # 100 per half: 3 full batches and a short one
+        alphas = [search.alphas["cell"].detach().clone()]
+        for epoch in range(2):
+            search.new_epoch(epoch)
+            for _ in range(len(train)):
+                search.step(train.next_batch(), valid.next_batch())
+                alphas.append(search.alphas["cell"].detach().clone())
+        trajectories[graphs] = torch.stack(alphas).cpu()
+    eager, graphed = trajectories[False], trajectories[True]
+    moved = (eager[1:] - eager[:-1]).abs().amax()
+    assert moved > 0
+    assert (graphed - eager).abs().amax() < 0.01 * moved
+
+
 def test_search_job_records_its_images_in_every_epoch(tmp_path, monkeypatch):
     """_search_job hands the image description to run_search (so each epoch record names its images)."""
     import algorithms.nn.search as search_module

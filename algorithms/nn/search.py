@@ -42,6 +42,7 @@ from tqdm import tqdm
 from algorithms.base import OneShotOptimizer
 from algorithms import constructor_keys, read_config_file
 from algorithms.nn.ops import widen_mixed_ops
+from algorithms.nn.tf32 import EmulateTF32Convolutions
 from nasrepro.errors import CheckpointError, ConfigError
 from nasrepro.io import atomic_path, atomic_write_json
 
@@ -49,8 +50,10 @@ SPACES = ("nb201", "darts")
 
 
 #: "fp32": fp32 tensors, and on Ampere or later GPUs cuDNN's TF32 convolutions (torch's default); "fp32_strict":
-#: TF32 off, the IEEE fp32 the official code had on its 2020 GPUs; "bf16": autocast (GPU only)
-PRECISIONS = ("fp32", "fp32_strict", "bf16")
+#: TF32 off, the IEEE fp32 the official code had on its 2020 GPUs; "bf16": autocast (GPU only); "tf32_emulated":
+#: IEEE fp32 with every convolution's operands rounded as TF32 rounds them (algorithms/nn/tf32.py), so the effect of
+#: TF32 can be measured on a CPU (a diagnostic: slow)
+PRECISIONS = ("fp32", "fp32_strict", "bf16", "tf32_emulated")
 
 
 @dataclass(frozen=True)
@@ -124,7 +127,8 @@ class SupernetSearch(OneShotOptimizer):
         self.device = torch.device(device)
         if self.device.type == "cuda":  # process-wide switches: one search's setting holds until the next one's
             torch.backends.cudnn.benchmark = self.cudnn_benchmark
-            torch.backends.cudnn.allow_tf32 = self.precision != "fp32_strict"  # True is torch's default
+            # True is torch's default; the emulation rounds exactly once, in IEEE fp32 convolutions
+            torch.backends.cudnn.allow_tf32 = self.precision not in ("fp32_strict", "tf32_emulated")
         init_seed, sample_seed, self.data_seed, self.record_seed = self._seeds
         self.init_generator = torch.Generator().manual_seed(init_seed)
         # the sampling generator lives on the device: drawing on it never syncs the host
@@ -194,7 +198,9 @@ class SupernetSearch(OneShotOptimizer):
         """Per-epoch schedules of a method (GDAS's temperature)."""
 
     # -- the step ------------------------------------------------------------------------------------------
-    def _forward(self, x: torch.Tensor, detach_arch: bool) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, detach_arch: bool) -> torch.Tensor:
+        """The supernet's logits on ``x`` with a fresh draw of mixing weights (without their gradient when
+        ``detach_arch``), in the search's precision and memory format."""
         weights, hard = {}, {}
         context = torch.no_grad() if detach_arch else contextlib.nullcontext()
         with context:
@@ -246,7 +252,7 @@ class SupernetSearch(OneShotOptimizer):
         out: dict[str, torch.Tensor | int] = {}
         if self.arch_active:
             self.arch_optimizer.zero_grad(set_to_none=set_to_none)
-            logits = self._forward(x_valid, detach_arch=False)
+            logits = self.forward(x_valid, detach_arch=False)
             loss = F.cross_entropy(logits.float(), y_valid)
             # gradients for alpha only: the weights' gradients would be zeroed before the weight step anyway,
             # and skipping them saves a third of the backward kernels
@@ -256,7 +262,7 @@ class SupernetSearch(OneShotOptimizer):
             out["valid_correct"] = (logits.argmax(1) == y_valid).sum()
             out["valid_count"] = len(y_valid)  # a host int: a device scalar would cost a copy per step
         self.weight_optimizer.zero_grad(set_to_none=set_to_none)
-        logits = self._forward(x_train, detach_arch=True)
+        logits = self.forward(x_train, detach_arch=True)
         loss = F.cross_entropy(logits.float(), y_train)
         loss.backward()
         if self.grad_clip > 0:  # 0: no clipping
@@ -272,6 +278,8 @@ class SupernetSearch(OneShotOptimizer):
         if self.precision == "bf16" and self.device.type == "cuda":
             # no weight-cast cache: a cached cast would go stale inside a replayed CUDA graph
             return torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=not self._graphed())
+        if self.precision == "tf32_emulated":
+            return EmulateTF32Convolutions()
         return contextlib.nullcontext()
 
     # -- building -------------------------------------------------------------------------------------------
@@ -472,7 +480,7 @@ def run_search(search: SupernetSearch, train: Any, valid: Any, out_dir: Path, id
     history: list[dict] = []
     start = 0
     if checkpoint.is_file():
-        state = _load_checkpoint(checkpoint)
+        state = load_search_checkpoint(checkpoint)
         if state.get("fingerprint") != key:
             differs = sorted(k for k in set(identity) | set(state.get("identity", {}))
                              if json.dumps(identity.get(k), sort_keys=True, default=str)
@@ -523,7 +531,7 @@ def run_search(search: SupernetSearch, train: Any, valid: Any, out_dir: Path, id
     return result
 
 
-def _load_checkpoint(path: Path) -> dict:
+def load_search_checkpoint(path: Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as exc:

@@ -1,0 +1,173 @@
+"""Does a precision setting bias DrNAS's architecture gradient? Paired gradients from one search checkpoint.
+
+Why (results/drnas/GPU.md, sessions 7-9): our plain NB201 search collapsed to all-``skip_connect`` on an H100
+(fp32 with cuDNN's TF32 convolutions), while on the CPU (IEEE fp32) its first epochs followed the official log.
+Training runs under two precisions part after a few steps for any reason (chaos), so they cannot isolate the
+precision. This check can: it loads one checkpoint of a plain DrNAS search, and for each of ``--batches``
+architecture-half batches computes the architecture gradient (the loss on the batch with a Dirichlet draw of the
+mixing weights, as the architecture step does) under each precision, with the same batch, the same draw and the
+same weights. It reports, per op, the mean gradient and the mean paired difference with its standard error, and
+the cosine between paired gradients (alpha and the network weights) beside the cosine between two Dirichlet draws
+under the first precision: the noise the search already lives with.
+
+    python -m reproduce.drnas_gradient_check results/drnas/image_check_cpu/runs/stored-seed0/checkpoint.pt
+    python -m reproduce.drnas_gradient_check CKPT --precisions fp32,fp32_strict --device cuda   # real TF32 vs off
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import stats
+from tqdm import tqdm
+
+from nasrepro.errors import ConfigError, NasReproError
+from nasrepro.io import atomic_write_json, atomic_write_text
+
+RESAMPLED = "fp32, another draw"  # the reference row: the first precision with a second Dirichlet draw
+
+
+def gradient_check(checkpoint: Path, precisions: list[str], batches: int, device: str, progress: bool = True) -> dict:
+    from algorithms.drnas import DrNAS
+    from algorithms.nn.data import image_source, load_dataset
+    from algorithms.nn.search import PRECISIONS, device_name, load_search_checkpoint, make_search, search_data
+    from benchmarks.nb201 import OPS
+    from reproduce.nb201_training_check import reencode_jpeg
+
+    unknown = [p for p in precisions if p not in PRECISIONS]
+    if unknown or len(precisions) < 2:
+        raise ConfigError(f"--precisions: two or more of {', '.join(PRECISIONS)}, got {','.join(precisions)}")
+    state = load_search_checkpoint(checkpoint)
+    identity = state["identity"]
+    if identity.get("method") != "drnas" or identity["hparams"].get("space") != "nb201":
+        raise ConfigError(f"{checkpoint}: not a DrNAS search on NB201 (method {identity.get('method')!r})")
+    arrays = load_dataset(identity["images"])
+    if identity.get("jpeg_quality"):  # a drnas_image_check run on re-encoded images
+        arrays = dataclasses.replace(arrays, x_train=reencode_jpeg(arrays.x_train, identity["jpeg_quality"]))
+
+    searches, valids = {}, {}
+    for precision in precisions:
+        search = make_search(DrNAS, {**identity["hparams"], "precision": precision}, identity["seed"])
+        search.adapt_search_space("nb201", identity["dataset"], num_classes=arrays.num_classes, device=device)
+        search.load_state_dict(state["search"])
+        search.model.train()  # batch statistics, as in the architecture step
+        searches[precision] = search
+        # a fresh pass over the architecture half from the seed: the same batches for every precision
+        valids[precision] = search_data(search, arrays, identity["seed"])[1]
+
+    def gradient(search, x, y, draw: int) -> tuple[torch.Tensor, torch.Tensor]:
+        search.sample_generator.manual_seed(draw)
+        loss = F.cross_entropy(search.forward(x, detach_arch=False).float(), y)
+        alpha = search.alphas["cell"]
+        grads = torch.autograd.grad(loss, [alpha, *search.model.parameters()], allow_unused=True)
+        weights = torch.cat([g.flatten() for g in grads[1:] if g is not None])
+        return grads[0].detach().cpu().double(), weights.detach().cpu().double()
+
+    base = precisions[0]
+    alpha_grads = {name: [] for name in [*precisions, RESAMPLED]}
+    cosines = {name: {"alpha": [], "weights": []} for name in [*precisions[1:], RESAMPLED]}
+    for i in tqdm(range(batches), desc="batches", disable=not progress):
+        grads = {}
+        for precision in precisions:
+            x, y = valids[precision].next_batch()
+            grads[precision] = gradient(searches[precision], x, y, draw=2 * i)
+        grads[RESAMPLED] = gradient(searches[base], x, y, draw=2 * i + 1)  # x, y: the same batch, its last copy
+        for name, (alpha, weights) in grads.items():
+            alpha_grads[name].append(alpha)
+            if name != base:
+                cosines[name]["alpha"].append(float(F.cosine_similarity(alpha.flatten(), grads[base][0].flatten(), 0)))
+                cosines[name]["weights"].append(float(F.cosine_similarity(weights, grads[base][1], 0)))
+
+    # per op: the gradient averaged over the 6 edges, per batch
+    per_op = {name: torch.stack(g).mean(1).numpy() for name, g in alpha_grads.items()}  # batches x ops
+    rows = []
+    for name in [*precisions, RESAMPLED]:
+        row = {"setting": name, "mean_grad": dict(zip(OPS, _mean_se(per_op[name])))}
+        if name != base:
+            row["paired_difference"] = dict(zip(OPS, _mean_se(per_op[name] - per_op[base])))
+            row["cosine_alpha"] = _summary(cosines[name]["alpha"])
+            row["cosine_weights"] = _summary(cosines[name]["weights"])
+        rows.append(row)
+    return {"date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "device": device_name(device),
+            "checkpoint": str(checkpoint), "epochs_done": int(state["next_epoch"]), "seed": identity["seed"],
+            "images": image_source(identity["images"]), "jpeg_quality": identity.get("jpeg_quality"),
+            "batches": batches, "batch_size": identity["hparams"]["batch_size"], "rows": rows}
+
+
+def _mean_se(values: np.ndarray) -> list[list[float]]:
+    """[mean, standard error] per column."""
+    return [[float(m), float(s)] for m, s in zip(values.mean(0), stats.sem(values, axis=0))]
+
+
+def _summary(values: list[float]) -> dict:
+    return {"mean": float(np.mean(values)), "min": float(np.min(values))}
+
+
+def markdown(result: dict) -> str:
+    ops = list(result["rows"][0]["mean_grad"])
+    lines = ["# DrNAS architecture gradient by precision, paired", "",
+             f"{result['date']} on {result['device']}; checkpoint `{result['checkpoint']}` after "
+             f"{result['epochs_done']} epoch(s), seed {result['seed']}; images: {result['images']}"
+             + (f", re-encoded at JPEG {result['jpeg_quality']}" if result["jpeg_quality"] else "")
+             + f"; {result['batches']} architecture-half batches of {result['batch_size']}, each with the same"
+             " Dirichlet draw and weights under every precision. Gradient of the batch loss with respect to α,"
+             " averaged over the 6 edges, mean ± standard error over batches (×1e-3). Paired difference: this row"
+             " minus the first, batch by batch. Cosines: this row's gradient against the first row's, per batch"
+             f" (mean / min). The row *{RESAMPLED}* is the first precision with a second Dirichlet draw: the"
+             " sampling noise of one architecture step.", "",
+             "| setting | " + " | ".join(f"∂L/∂α {op}" for op in ops) + " | paired difference "
+             + " / ".join(ops) + " | cosine α | cosine weights |",
+             "|---|" + "---:|" * len(ops) + "---|---:|---:|"]
+    for row in result["rows"]:
+        grad = " | ".join(f"{1e3 * m:+.3f} ± {1e3 * s:.3f}" for m, s in row["mean_grad"].values())
+        if "paired_difference" in row:
+            diff = " / ".join(f"{1e3 * m:+.4f} ± {1e3 * s:.4f}" for m, s in row["paired_difference"].values())
+            cos = (f"{row['cosine_alpha']['mean']:.6f} / {row['cosine_alpha']['min']:.6f} | "
+                   f"{row['cosine_weights']['mean']:.6f} / {row['cosine_weights']['min']:.6f}")
+        else:
+            diff, cos = "(reference)", "1 | 1"
+        lines.append(f"| {row['setting']} | {grad} | {diff} | {cos} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m reproduce.drnas_gradient_check", description=__doc__.split("\n")[0])
+    parser.add_argument("checkpoint", type=Path, help="checkpoint.pt of a plain DrNAS NB201 search")
+    parser.add_argument("--precisions", default="fp32,tf32_emulated",
+                        help="comma-separated, the first is the reference (default fp32,tf32_emulated)")
+    parser.add_argument("--batches", type=int, default=40, help="architecture-half batches (default 40)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--out", type=Path, default=Path("results/drnas/gradient_check"))
+    args = parser.parse_args(argv)
+    try:
+        if args.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError(f"--device {args.device}: no CUDA GPU here")
+        if args.batches < 2:
+            raise ConfigError(f"--batches must be >= 2, got {args.batches}")
+        if not args.checkpoint.is_file():
+            raise ConfigError(f"{args.checkpoint}: no such checkpoint")
+        precisions = [p.strip() for p in args.precisions.split(",")]
+        result = gradient_check(args.checkpoint, precisions, args.batches, args.device, progress=sys.stderr.isatty())
+    except NasReproError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    run = args.checkpoint.parent.name
+    stem = args.out / f"{run}-epochs{result['epochs_done']}-{'-'.join(precisions)}-{args.device.split(':')[0]}"
+    try:
+        atomic_write_json(Path(f"{stem}.json"), result)
+        atomic_write_text(Path(f"{stem}.md"), markdown(result))
+    except OSError as exc:
+        print(f"error: cannot write {stem}.*: {exc}", file=sys.stderr)
+        return 2
+    print(markdown(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
