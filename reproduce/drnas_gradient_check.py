@@ -30,7 +30,7 @@ from tqdm import tqdm
 from nasrepro.errors import ConfigError, NasReproError
 from nasrepro.io import atomic_write_json, atomic_write_text
 
-RESAMPLED = "fp32, another draw"  # the reference row: the first precision with a second Dirichlet draw
+RESAMPLED = "first row, another draw"  # the first precision with a second Dirichlet draw: the noise reference
 
 
 def gradient_check(checkpoint: Path, precisions: list[str], batches: int, device: str, progress: bool = True) -> dict:
@@ -137,7 +137,8 @@ def markdown(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m reproduce.drnas_gradient_check", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m reproduce.drnas_gradient_check",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("checkpoint", type=Path, help="checkpoint.pt of a plain DrNAS NB201 search")
     parser.add_argument("--precisions", default="fp32,tf32_emulated",
                         help="comma-separated, the first is the reference (default fp32,tf32_emulated)")

@@ -50,9 +50,9 @@ SPACES = ("nb201", "darts")
 
 
 #: "fp32": fp32 tensors, and on Ampere or later GPUs cuDNN's TF32 convolutions (torch's default); "fp32_strict":
-#: TF32 off, the IEEE fp32 the official code had on its 2020 GPUs; "bf16": autocast (GPU only); "tf32_emulated":
-#: IEEE fp32 with every convolution's operands rounded as TF32 rounds them (algorithms/nn/tf32.py), so the effect of
-#: TF32 can be measured on a CPU (a diagnostic: slow)
+#: TF32 off, the IEEE fp32 the official code had on its 2020 GPUs; "bf16": autocast (GPU only);
+#: "tf32_emulated": IEEE fp32 with every convolution's operands rounded to TF32's 10 mantissa bits
+#: (algorithms/nn/tf32.py), so the effect of TF32 can be measured on a CPU (a diagnostic: slow)
 PRECISIONS = ("fp32", "fp32_strict", "bf16", "tf32_emulated")
 
 
