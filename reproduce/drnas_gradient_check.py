@@ -51,15 +51,16 @@ def gradient_check(checkpoint: Path, precisions: list[str], batches: int, device
     if identity.get("jpeg_quality"):  # a drnas_image_check run on re-encoded images
         arrays = dataclasses.replace(arrays, x_train=reencode_jpeg(arrays.x_train, identity["jpeg_quality"]))
 
-    searches, valids = {}, {}
+    searches = {}
     for precision in precisions:
         search = make_search(DrNAS, {**identity["hparams"], "precision": precision}, identity["seed"])
         search.adapt_search_space("nb201", identity["dataset"], num_classes=arrays.num_classes, device=device)
         search.load_state_dict(state["search"])
         search.model.train()  # batch statistics, as in the architecture step
         searches[precision] = search
-        # a fresh pass over the architecture half from the seed: the same batches for every precision
-        valids[precision] = search_data(search, arrays, identity["seed"])[1]
+    base = precisions[0]
+    # a fresh pass over the architecture half from the seed; each batch is given to every precision
+    valid = search_data(searches[base], arrays, identity["seed"])[1]
 
     def gradient(search, x, y, draw: int) -> tuple[torch.Tensor, torch.Tensor]:
         search.sample_generator.manual_seed(draw)
@@ -69,15 +70,12 @@ def gradient_check(checkpoint: Path, precisions: list[str], batches: int, device
         weights = torch.cat([g.flatten() for g in grads[1:] if g is not None])
         return grads[0].detach().cpu().double(), weights.detach().cpu().double()
 
-    base = precisions[0]
     alpha_grads = {name: [] for name in [*precisions, RESAMPLED]}
     cosines = {name: {"alpha": [], "weights": []} for name in [*precisions[1:], RESAMPLED]}
     for i in tqdm(range(batches), desc="batches", disable=not progress):
-        grads = {}
-        for precision in precisions:
-            x, y = valids[precision].next_batch()
-            grads[precision] = gradient(searches[precision], x, y, draw=2 * i)
-        grads[RESAMPLED] = gradient(searches[base], x, y, draw=2 * i + 1)  # x, y: the same batch, its last copy
+        x, y = valid.next_batch()
+        grads = {precision: gradient(searches[precision], x, y, draw=2 * i) for precision in precisions}
+        grads[RESAMPLED] = gradient(searches[base], x, y, draw=2 * i + 1)
         for name, (alpha, weights) in grads.items():
             alpha_grads[name].append(alpha)
             if name != base:

@@ -208,7 +208,7 @@ class SupernetSearch(OneShotOptimizer):
                 weights[kind], hard[kind] = self.mixing_weights(kind)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with self._autocast():
+        with self._precision_context():
             return self.forward_fn(x, weights, hard if self.hard_forward else None)
 
     def _graphed(self) -> bool:
@@ -274,7 +274,8 @@ class SupernetSearch(OneShotOptimizer):
         out["train_count"] = len(y_train)
         return out
 
-    def _autocast(self):
+    def _precision_context(self):
+        """bf16 autocast, the TF32 emulation, or nothing (fp32)."""
         if self.precision == "bf16" and self.device.type == "cuda":
             # no weight-cast cache: a cached cast would go stale inside a replayed CUDA graph
             return torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=not self._graphed())
