@@ -20,11 +20,17 @@ from nasrepro.errors import ConfigError
 
 class _DirichletSample(torch.autograd.Function):
     """``Dirichlet(concentration).rsample()`` drawn from an explicit generator (torch's own rsample only
-    uses the global one); the backward is torch's pathwise gradient (implicit reparameterisation)."""
+    uses the global one); the backward is torch's pathwise gradient (implicit reparameterisation). A
+    generator on another device draws there and the sample moves (a CPU generator gives the same draws to
+    searches on different devices: reproduce.drnas_gradient_check pairs a GPU with a CPU that way)."""
 
     @staticmethod
     def forward(ctx, concentration: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        sample = torch._sample_dirichlet(concentration, generator=generator)
+        if generator.device.type == concentration.device.type:
+            sample = torch._sample_dirichlet(concentration, generator=generator)
+        else:
+            sample = torch._sample_dirichlet(concentration.to(generator.device), generator=generator
+                                             ).to(concentration.device)
         ctx.save_for_backward(sample, concentration)
         return sample
 

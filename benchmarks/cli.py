@@ -67,9 +67,6 @@ def register(subparsers) -> None:
 
     p = data_sub.add_parser("pack", help="write a small data root for NB201 supernet searches on another machine")
     p.add_argument("dest", type=Path, help="a new folder (an existing one is never written into)")
-    p.add_argument("--test-per-class", default="10", metavar="N|all",
-                   help="CIFAR-10 test images per class (default 10: a search trains on the training images and "
-                        "looks accuracies up in NB201; 'all' for reproduce.nb201_training_check)")
     p.set_defaults(func=cmd_pack)
 
     q = subparsers.add_parser("query", help="look up benchmark values for architectures")
@@ -268,16 +265,13 @@ def _copy_no_clobber(src: Path, dest: Path, digest: str) -> None:
 
 
 def cmd_pack(args) -> int:
-    """The NB201 table and CIFAR-10's JPEG training images unpacked into a folder (about 53 MB against
-    69 MB for the table and the zip): what a remote GPU machine with a transfer limit needs for the
-    paper-scale NB201 searches (results/drnas/GPU.md). Written beside ``dest`` first, then renamed."""
-    from algorithms.nn.data import DATA_LAYOUT, unpack_image_zip
+    """The NB201 table and CIFAR-10's JPEG files packed into a folder (25 MB against 69 MB for the table and
+    the zip): what a remote GPU machine with a transfer limit needs for the paper-scale NB201 searches and the
+    training check, with room left for a search checkpoint (results/drnas/GPU.md). The pack holds the zip's
+    files byte for byte, so both decode to the same images. Written beside ``dest`` first, then renamed."""
+    from algorithms.nn.data import DATA_LAYOUT, pack_image_zip
     from benchmarks.nb201 import MASTER_CSV
 
-    count = args.test_per_class.strip().lower()
-    if not (count == "all" or (count.isdigit() and int(count) >= 1)):
-        raise ConfigError(f"--test-per-class must be a positive integer or 'all', got {args.test_per_class!r}")
-    test_per_class = None if count == "all" else int(count)
     root, dest = data_root(), Path(args.dest).expanduser().absolute()
     if dest.exists():
         raise DataError(f"{dest} already exists; pack into a new folder (nothing was written)")
@@ -297,7 +291,8 @@ def cmd_pack(args) -> int:
     try:
         (tmp / MASTER_CSV).parent.mkdir(parents=True)
         shutil.copyfile(table, tmp / MASTER_CSV)
-        files, size = unpack_image_zip(images, tmp / DATA_LAYOUT["cifar10-jpeg"][0], test_per_class)
+        (tmp / DATA_LAYOUT["cifar10-jpeg-pack"][0]).parent.mkdir(parents=True, exist_ok=True)
+        files, size = pack_image_zip(images, tmp / DATA_LAYOUT["cifar10-jpeg-pack"][0])
         if dest.exists():
             raise DataError(f"{dest} appeared while packing; nothing was written there")
         tmp.rename(dest)

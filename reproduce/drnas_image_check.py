@@ -26,6 +26,7 @@ import re
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -71,19 +72,25 @@ def override_label(overrides: dict | None) -> str:
 
 
 def check(qualities: list[int | None], seeds: list[int], epochs: int, device: str, out: Path,
-          images: str = "cifar10", overrides: dict | None = None, tag: str = "", progress: bool = True) -> dict:
+          images: str = "cifar10", overrides: dict | None = None, tag: str = "", progress: bool = True,
+          on_progress: Callable[[dict], None] | None = None) -> dict:
     """Run (or resume) each (quality, seed) search for its first ``epochs`` epochs; return the summary.
-    ``overrides`` change the section's hyper-parameters (tests use a tiny network); ``tag`` ends the run names."""
+    ``overrides`` change the section's hyper-parameters (tests use a tiny network); ``tag`` ends the run names;
+    ``on_progress`` gets the summary so far after every epoch (a time limit that cuts a run loses nothing done)."""
     from algorithms.drnas import DrNAS
     from algorithms.nn.data import image_source, load_dataset
-    from algorithms.nn.search import device_name, load_hparams, make_search, run_search, search_data
-    from benchmarks.nb201 import OPS, NB201Benchmark
+    from algorithms.nn.search import (device_name, load_hparams, load_search_checkpoint, make_search, run_search,
+                                      search_data)
+    from benchmarks.nb201 import NB201Benchmark
 
     hparams = load_hparams("drnas", SECTION, overrides)
     if epochs > sum(hparams["stage_epochs"]):
         raise ConfigError(f"--epochs {epochs}: the search has only {sum(hparams['stage_epochs'])} epochs")
     benchmark, stored = NB201Benchmark.load(), load_dataset(images)
-    runs = []
+    runs: list[dict] = []
+    summary = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "device": device_name(device),
+               "images": image_source(images), "section": SECTION, "overrides": overrides or {}, "epochs": epochs,
+               "official_train_acc": OFFICIAL_TRAIN_ACC, "runs": runs}
     for quality in qualities:
         # the search reads the training images only (its test accuracies are the benchmark's)
         arrays = stored if quality is None else dataclasses.replace(stored, x_train=reencode_jpeg(stored.x_train, quality))
@@ -92,22 +99,39 @@ def check(qualities: list[int | None], seeds: list[int], epochs: int, device: st
                     + (f"-{images}" if images != "cifar10" else "") + tag)
             identity = {"paper": "drnas", "method": "drnas", "section": SECTION, "hparams": hparams, "seed": seed,
                         "dataset": "cifar10", "images": images, "jpeg_quality": quality}
+            run_dir = out / "runs" / name
+            # a resumed run lists its checkpoint's epochs from the start (read before run_search checks it)
+            done = load_search_checkpoint(run_dir / "checkpoint.pt")["history"][:epochs] \
+                if (run_dir / "checkpoint.pt").is_file() else []
+            run = {"name": name, "jpeg_quality": quality, "seed": seed, "epochs": [_epoch_row(h) for h in done]}
+            runs.append(run)
+
+            def on_epoch(record: dict, run: dict = run) -> None:
+                run["epochs"].append(_epoch_row(record))
+                if on_progress is not None:
+                    on_progress(summary)
+
             search = make_search(DrNAS, hparams, seed)
             search.adapt_search_space("nb201", "cifar10", num_classes=arrays.num_classes, device=device)
             train, valid = search_data(search, arrays, seed)
-            result = run_search(search, train, valid, out / "runs" / name, identity, benchmark=benchmark,
-                                until_epoch=epochs, progress=progress)
-            history = result["history"][:epochs]
-            runs.append({"name": name, "jpeg_quality": quality, "seed": seed, "epochs": [{
-                "epoch": h["epoch"], "train_acc": round(h["train_acc"], 2), "argmax_test": round(h["argmax_test"], 2),
-                "sampled_test_mean": round(h["sampled_test_mean"], 2), "arch": h["arch"], "seconds": round(h["seconds"], 1),
-                "mean_alpha": dict(zip(OPS, np.round(np.mean(h["alphas"]["cell"], axis=0), 4).tolist())),
-            } for h in history]})
+            result = run_search(search, train, valid, run_dir, identity, benchmark=benchmark, until_epoch=epochs,
+                                progress=progress, on_epoch=on_epoch)
+            run["epochs"] = [_epoch_row(h) for h in result["history"][:epochs]]
             print(f"{name}: " + "; ".join(f"epoch {r['epoch']} train {r['train_acc']:.1f} % argmax {r['argmax_test']:.2f}"
-                                          for r in runs[-1]["epochs"]), file=sys.stderr)
-    return {"date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "device": device_name(device),
-            "images": image_source(images), "section": SECTION, "overrides": overrides or {}, "epochs": epochs,
-            "official_train_acc": OFFICIAL_TRAIN_ACC, "runs": runs}
+                                          for r in run["epochs"]), file=sys.stderr)
+            if on_progress is not None:
+                on_progress(summary)
+    return summary
+
+
+def _epoch_row(record: dict) -> dict:
+    """What the summary keeps of one epoch record of the search."""
+    from benchmarks.nb201 import OPS
+
+    return {"epoch": record["epoch"], "train_acc": round(record["train_acc"], 2),
+            "argmax_test": round(record["argmax_test"], 2), "sampled_test_mean": round(record["sampled_test_mean"], 2),
+            "arch": record["arch"], "seconds": round(record["seconds"], 1),
+            "mean_alpha": dict(zip(OPS, np.round(np.mean(record["alphas"]["cell"], axis=0), 4).tolist()))}
 
 
 def markdown(result: dict) -> str:
@@ -185,25 +209,28 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"--epochs must be >= 1, got {args.epochs}")
         qualities, seeds = parse_qualities(args.qualities), parse_seeds(args.seeds)
         overrides = parse_overrides(args.overrides)
-        result = check(qualities, seeds, args.epochs, args.device, args.out, images=args.images,
-                       overrides=overrides or None, tag=override_label(overrides), progress=sys.stderr.isatty())
+        # one file per setting (no silent overwrite), rewritten after every run
+        labels = [STORED if q is None else f"jpeg{q}" for q in qualities]
+        stem = args.out / (f"epochs{args.epochs}-{'-'.join(labels)}-seeds{'-'.join(map(str, seeds))}"
+                           + (f"-{args.images}" if args.images != "cifar10" else "") + override_label(overrides))
+        check(qualities, seeds, args.epochs, args.device, args.out, images=args.images, overrides=overrides or None,
+              tag=override_label(overrides), progress=sys.stderr.isatty(), on_progress=lambda summary: write(summary, stem))
     except NasReproError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    # one file per setting (no silent overwrite)
-    labels = [STORED if q is None else f"jpeg{q}" for q in qualities]
-    stem = args.out / (f"epochs{args.epochs}-{'-'.join(labels)}-seeds{'-'.join(map(str, seeds))}"
-                       + (f"-{args.images}" if args.images != "cifar10" else "") + override_label(overrides))
-    try:
-        # appended, not with_suffix: a value like 0.0006 in the name would be taken for a suffix
-        atomic_write_json(Path(f"{stem}.json"), result)
-        atomic_write_text(Path(f"{stem}.md"), markdown(result))
-        figure(result, Path(f"{stem}.png"))
-    except OSError as exc:
-        print(f"error: cannot write {stem}.json / .md / .png: {exc}", file=sys.stderr)
-        return 2
     print(f"wrote {stem}.json, .md and .png", file=sys.stderr)
     return 0
+
+
+def write(summary: dict, stem: Path) -> None:
+    """``stem``.json / .md / .png; a failure to write is a :class:`ConfigError` (one line)."""
+    try:
+        # appended, not with_suffix: a value like 0.0006 in the name would be taken for a suffix
+        atomic_write_json(Path(f"{stem}.json"), summary)
+        atomic_write_text(Path(f"{stem}.md"), markdown(summary))
+        figure(summary, Path(f"{stem}.png"))
+    except OSError as exc:
+        raise ConfigError(f"cannot write {stem}.json / .md / .png: {exc}") from None
 
 
 if __name__ == "__main__":

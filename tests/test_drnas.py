@@ -65,6 +65,37 @@ def test_pathwise_gradient_reaches_alpha_and_matches_the_beta_cdf_derivative():
     assert alpha.grad is not None and alpha.grad.abs().sum() > 0
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_the_gpu_dirichlet_sampler_and_its_gradient_are_the_cpus():
+    """The search draws its mixing weights on the GPU (CUDA's gamma sampler, Philox streams): each op's marginal
+    must follow its Beta law there as on the CPU (KS test), consecutive draws (one call each, as the search
+    makes them) must be uncorrelated, the pathwise gradient must equal the CPU's for the same sample, and a CPU
+    generator must give a GPU search the CPU's draws (reproduce.drnas_gradient_check pairs devices that way)."""
+    from scipy import stats
+
+    conc = concentration(0.3 * torch.randn(6, 5, generator=torch.Generator().manual_seed(0)))
+    n = 20000
+    draws = {}
+    for device in ("cpu", "cuda"):
+        g = torch.Generator(device=device).manual_seed(1)
+        c = conc.to(device)
+        draws[device] = torch.stack([dirichlet_rsample(c, g) for _ in range(n)]).double().cpu()  # n x 6 x 5
+    total = conc.sum(-1, keepdim=True).expand_as(conc)
+    for device, x in draws.items():
+        p_values = [stats.kstest(x[:, e, o].numpy(), stats.beta(float(conc[e, o]), float(total[e, o] - conc[e, o])).cdf
+                                 ).pvalue for e in range(6) for o in range(5)]
+        assert min(p_values) > 1e-4, (device, min(p_values))
+        lagged = [np.corrcoef(x[:-1, e, o].numpy(), x[1:, e, o].numpy())[0, 1] for e in range(6) for o in range(5)]
+        assert max(abs(r) for r in lagged) < 5 / np.sqrt(n), (device, max(lagged, key=abs))
+    sample = draws["cpu"][:50].float()
+    grads = [torch._dirichlet_grad(sample.to(d), conc.expand_as(sample).contiguous().to(d),
+                                   total.expand_as(sample).contiguous().to(d)).cpu() for d in ("cpu", "cuda")]
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-4, atol=1e-6)
+    paired = [dirichlet_rsample(conc.to(d), torch.Generator().manual_seed(5)).cpu() for d in ("cpu", "cuda")]
+    assert torch.equal(paired[0], paired[1])
+
+
 def test_one_search_step_moves_alpha():
     search, _ = tiny_search()
     train, valid = search_data(search, tiny_arrays(), 0)

@@ -45,7 +45,9 @@ def test_main_writes_json_and_markdown(tiny_checkpoint, tmp_path, one_torch_thre
 @pytest.mark.parametrize("args,message", [
     (["missing.pt"], "no such checkpoint"),
     (["{ckpt}", "--precisions", "fp32"], "two or more"),
-    (["{ckpt}", "--precisions", "fp32,fp16"], "two or more"),
+    (["{ckpt}", "--precisions", "fp32,fp16"], "each is a precision"),
+    (["{ckpt}", "--settings", "fp32@cpu,fp32@cpu"], "different"),
+    (["{ckpt}", "--settings", "fp32@cpu,fp32@tpu"], "cpu or cuda"),
     (["{ckpt}", "--batches", "1"], "--batches"),
 ])
 def test_bad_input_is_one_clear_line(tiny_checkpoint, tmp_path, capsys, args, message):
@@ -61,3 +63,17 @@ def test_a_file_that_is_no_checkpoint_is_refused(tmp_path, capsys):
     bogus.write_bytes(b"not a checkpoint")
     assert main([str(bogus), "--device", "cpu", "--out", str(tmp_path / "out")]) == 2
     assert "checkpoint" in capsys.readouterr().err
+
+
+def test_settings_on_devices_pair_their_draws_and_name_the_files(tiny_checkpoint, tmp_path, one_torch_thread):
+    """fp32@cpu against fp32 on the default (cpu) device is the same arithmetic with the same draw: bit for bit
+    the same gradients (on a GPU machine, fp32@cuda against fp32@cpu measures the GPU's arithmetic)."""
+    argv = [str(tiny_checkpoint), "--settings", "fp32@cpu,fp32", "--batches", "2", "--device", "cpu",
+            "--out", str(tmp_path)]
+    assert main(argv) == 0
+    result = json.loads((tmp_path / "stored-seed0-cifar10-subset-epochs1-fp32_on_cpu-fp32-cpu.json").read_text())
+    same = result["rows"][1]
+    assert same["setting"] == "fp32" and all(m == 0 for m, _ in same["paired_difference"].values())
+    assert result["settings"]["fp32@cpu"] == {"precision": "fp32", "device": "cpu"}
+    assert main(argv[:1] + ["--settings", "fp32@cpu,tf32_emulated@cpu"] + argv[3:]) == 0
+    assert (tmp_path / "stored-seed0-cifar10-subset-epochs1-fp32_on_cpu-tf32_emulated_on_cpu.md").is_file()

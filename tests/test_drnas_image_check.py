@@ -29,7 +29,10 @@ def test_check_runs_each_quality_and_resumes(tmp_path, nb201, one_torch_thread):
     first = check([None, 10], [0], 1, "cpu", tmp_path, images="cifar10-subset", overrides=TINY, progress=False)
     assert [r["name"] for r in first["runs"]] == ["stored-seed0-cifar10-subset", "jpeg10-seed0-cifar10-subset"]
     assert all(len(r["epochs"]) == 1 for r in first["runs"])
-    second = check([None, 10], [0], 2, "cpu", tmp_path, images="cifar10-subset", overrides=TINY, progress=False)
+    written = []  # the summary so far after every epoch: a time limit that cuts a run keeps what was done
+    second = check([None, 10], [0], 2, "cpu", tmp_path, images="cifar10-subset", overrides=TINY, progress=False,
+                   on_progress=lambda summary: written.append([len(r["epochs"]) for r in summary["runs"]]))
+    assert written == [[2], [2], [2, 2], [2, 2]]  # epoch 1 of each run (epoch 0 was resumed), then the run's end
     for before, after in zip(first["runs"], second["runs"]):
         assert len(after["epochs"]) == 2 and after["epochs"][0] == before["epochs"][0]
     stored, lossy = second["runs"]
@@ -67,8 +70,10 @@ def test_set_changes_the_section_and_names_runs_and_files(tmp_path, monkeypatch,
     seen = {}
     def fake_check(*args, **kwargs):
         seen.update(kwargs)
-        return {"date": "today", "device": "cpu", "images": "JPEG", "section": "drnas_nb201", "epochs": 1,
-                "overrides": kwargs["overrides"], "official_train_acc": {}, "runs": []}
+        summary = {"date": "today", "device": "cpu", "images": "JPEG", "section": "drnas_nb201", "epochs": 1,
+                   "overrides": kwargs["overrides"], "official_train_acc": {}, "runs": []}
+        kwargs["on_progress"](summary)
+        return summary
 
     monkeypatch.setattr(module, "check", fake_check)
     monkeypatch.setattr(module, "figure", lambda result, path: None)

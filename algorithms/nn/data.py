@@ -4,7 +4,8 @@ Loaders return :class:`ImageArrays` (uint8 NHWC images, int64 labels, the datase
 
 * CIFAR-10 as the official python pickles (``cifar-10-batches-py/data_batch_1..5``, ``test_batch``),
   as an image folder or zip (``train/<class>/*.jpg``, ``test/<class>/*.jpg``; decoded once and cached as
-  ``.npy`` in :func:`nasrepro.paths.cache_dir`), or as the quick 5k/1k ``.npz`` subset of the data root;
+  ``.npy`` in :func:`nasrepro.paths.cache_dir`), as a JPEG pack (the same files' bytes in one deflated
+  ``.npz``, a third of the zip's size: :func:`pack_image_zip`), or as the quick 5k/1k ``.npz`` subset;
 * CIFAR-100 python pickles (``cifar-100-python/train``, ``test``; fine labels);
 * ImageNet16-120 in NAS-Bench-201's format (``train_data_batch_1..10``, ``val_data``; labels are 1-based
   and only classes 1..120 are kept, as AutoDL-Projects' ``ImageNet16(..., 120)`` does).
@@ -24,6 +25,7 @@ import io
 import os
 import pickle
 import zipfile
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +52,8 @@ DATASET_STATS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
 DATA_LAYOUT: dict[str, tuple[str, str]] = {
     "cifar10-pickles": ("cifar10/cifar-10-batches-py", "cifar10-python"),
     "cifar10-jpeg": ("cifar10/cifar10_jpeg_YoongiKim.zip", "cifar10-jpeg"),
+    # the zip's JPEG files packed (nasrepro data pack): read where the zip is absent, same images
+    "cifar10-jpeg-pack": ("cifar10/cifar10_jpeg_pack.npz", "cifar10-jpeg"),
     "cifar10-subset": ("cifar10/cifar10_subset_5000train_1000test_from_jpeg.npz", "cifar10-subset"),
     "cifar100": ("cifar100/cifar-100-python", "cifar100-python"),
     "imagenet16-120": ("imagenet16", "imagenet16-120"),
@@ -207,10 +211,25 @@ def load_image_folder(source: str | os.PathLike, name: str = "cifar10") -> Image
                               lambda _: _decode_folder(source, listing))
     else:
         raise DataError(f"image folder or zip {source} not found; run 'nasrepro data fetch {name}-jpeg'")
-    classes = table.meta["classes"]
+    return _arrays_from_table(table, name)
+
+
+def load_jpeg_pack(path: str | os.PathLike, name: str = "cifar10") -> ImageArrays:
+    """A JPEG pack written by :func:`pack_image_zip`: the same images as the zip it was made from, decoded
+    from the same bytes (and cached like the zip)."""
+    from benchmarks.cache import load_or_build
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"JPEG pack {path} not found; run 'nasrepro data pack' where the zip is")
+    return _arrays_from_table(load_or_build(f"images_{name}_pack", {"pack": path},
+                                            lambda s: _decode_pack(s["pack"])), name)
+
+
+def _arrays_from_table(table, name: str) -> ImageArrays:
     # copies out of the read-only memory maps (torch refuses to wrap read-only arrays silently)
     return _arrays(name, np.array(table["x_train"]), np.array(table["y_train"]),
-                   np.array(table["x_test"]), np.array(table["y_test"]), len(classes))
+                   np.array(table["x_test"]), np.array(table["y_test"]), len(table.meta["classes"]))
 
 
 def load_dataset(name: str, root: str | os.PathLike | None = None) -> ImageArrays:
@@ -224,7 +243,10 @@ def load_dataset(name: str, root: str | os.PathLike | None = None) -> ImageArray
         if name == "cifar10-pickles":
             return load_cifar10_pickles(base / DATA_LAYOUT[name][0])
     if name == "cifar10-jpeg":
-        return load_image_folder(_existing(base, "cifar10-jpeg"), "cifar10")
+        path = _existing(base, "cifar10-jpeg")
+        if path == base / DATA_LAYOUT["cifar10-jpeg-pack"][0]:
+            return load_jpeg_pack(path)
+        return load_image_folder(path, "cifar10")
     if name == "cifar10-subset":
         return load_cifar10_subset(_existing(base, "cifar10-subset"))
     if name == "cifar100":
@@ -264,6 +286,8 @@ def _cifar10_copy(base: Path) -> str:
 def _existing(base: Path, key: str) -> Path:
     relative, fetch = DATA_LAYOUT[key]
     path = base / relative
+    if not path.exists() and key == "cifar10-jpeg" and (base / DATA_LAYOUT["cifar10-jpeg-pack"][0]).is_file():
+        return base / DATA_LAYOUT["cifar10-jpeg-pack"][0]  # the same JPEG files, packed
     if not path.exists():
         raise DataError(f"{path} not found; run 'nasrepro data fetch {fetch}'")
     return path
@@ -307,21 +331,30 @@ def _split_class_file(parts: tuple[str, ...]) -> tuple[str, str] | None:
     return None
 
 
-def _columns(entries: list[tuple[str, str, str, bytes]], where: str) -> tuple[dict, dict]:
-    """Decode (split, class, file name, bytes) entries into the cache's columns plus the class list."""
+def _labelled(entries: list[tuple[str, str, str, bytes]], where: str
+              ) -> tuple[list[str], dict[str, list[tuple[str, bytes, int]]]]:
+    """The class list (sorted folder names) and, per split, the (file name, bytes, label) of each image in
+    the order given."""
     classes = sorted({c for s, c, _, _ in entries if s == "train"})
     if not classes or classes != sorted({c for s, c, _, _ in entries if s == "test"}):
         raise DataError(f"{where}: expected train/<class>/ and test/<class>/ image folders with the same classes")
     index = {c: i for i, c in enumerate(classes)}
+    return classes, {split: [(name, blob, index[c]) for s, c, name, blob in entries if s == split]
+                     for split in ("train", "test")}
+
+
+def _columns(entries: list[tuple[str, str, str, bytes]], where: str) -> tuple[dict, dict]:
+    """Decode (split, class, file name, bytes) entries into the cache's columns plus the class list."""
+    classes, splits = _labelled(entries, where)
     columns = {}
-    for split in ("train", "test"):
-        chosen = [(c, name, blob) for s, c, name, blob in entries if s == split]
-        columns[f"x_{split}"] = _decode([(f"{where}:{name}", blob) for _, name, blob in chosen])
-        columns[f"y_{split}"] = np.array([index[c] for c, _, _ in chosen], dtype=np.int64)
+    for split, images in splits.items():
+        columns[f"x_{split}"] = _decode([(f"{where}:{name}", blob) for name, blob, _ in images])
+        columns[f"y_{split}"] = np.array([label for _, _, label in images], dtype=np.int64)
     return columns, {"classes": classes}
 
 
-def _decode_zip(path: Path) -> tuple[dict, dict]:
+def _zip_entries(path: Path) -> list[tuple[str, str, str, bytes]]:
+    """(split, class, member, bytes) of every ``<split>/<class>/<image>`` member, in sorted member order."""
     try:
         with zipfile.ZipFile(path) as zf:
             entries = []
@@ -331,35 +364,54 @@ def _decode_zip(path: Path) -> tuple[dict, dict]:
                     entries.append((*key, member, zf.read(member)))
     except zipfile.BadZipFile as exc:
         raise DataError(f"{path}: not a readable zip ({exc})") from exc
-    return _columns(entries, str(path))
+    return entries
 
 
-def unpack_image_zip(source: Path, dest: Path, test_per_class: int | None = None) -> tuple[int, int]:
-    """Write the ``train/<class>/`` images of the zip ``source`` and the first ``test_per_class`` test
-    images of each class (all when None) as a folder ``dest``, which :func:`load_image_folder` reads like
-    the zip. Returns (files, bytes). For shipping the images to another machine: a zip's per-file headers
-    add about 6 MB to CIFAR-10's 46 MB of training JPEGs."""
-    files = size = 0
-    kept: dict[str, int] = {}
+def _decode_zip(path: Path) -> tuple[dict, dict]:
+    return _columns(_zip_entries(path), str(path))
+
+
+#: the JPEG pack's arrays: per split the files' bytes concatenated, each file's end offset and its label
+_PACK_KEYS = ("classes", "train_bytes", "train_ends", "y_train", "test_bytes", "test_ends", "y_test")
+
+
+def pack_image_zip(source: Path, dest: Path) -> tuple[int, int]:
+    """Write every image of the zip ``source`` (the members :func:`load_image_folder` reads, in its order
+    and with its labels) as one ``.npz`` at ``dest``, which :func:`load_jpeg_pack` decodes to the same
+    arrays. Returns (files, bytes written). For shipping the images to another machine: per split the
+    files' bytes are concatenated and deflated as one stream, so a header that every file repeats (623 of
+    CIFAR-10's 921 bytes per JPEG) costs a back-reference instead: 18 MB for the 62 MB zip."""
+    classes, splits = _labelled(_zip_entries(source), str(source))
+    arrays: dict[str, np.ndarray] = {"classes": np.array(classes)}
+    for split, images in splits.items():
+        arrays[f"{split}_bytes"] = np.frombuffer(b"".join(blob for _, blob, _ in images), dtype=np.uint8)
+        arrays[f"{split}_ends"] = np.cumsum([len(blob) for _, blob, _ in images], dtype=np.int64)
+        arrays[f"y_{split}"] = np.array([label for _, _, label in images], dtype=np.int64)
+    with open(dest, "xb") as fh:  # never over an existing file
+        np.savez_compressed(fh, **arrays)
+    return sum(len(images) for images in splits.values()), dest.stat().st_size
+
+
+def _decode_pack(path: Path) -> tuple[dict, dict]:
     try:
-        with zipfile.ZipFile(source) as zf:
-            for member in sorted(zf.namelist()):
-                parts = tuple(member.split("/"))
-                key = _split_class_file(parts)
-                if key is None or any(p in ("", ".", "..") for p in parts):
-                    continue
-                if key[0] == "test" and test_per_class is not None:
-                    kept[key[1]] = kept.get(key[1], 0) + 1
-                    if kept[key[1]] > test_per_class:
-                        continue
-                blob = zf.read(member)
-                path = dest.joinpath(*parts[-3:])
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(blob)
-                files, size = files + 1, size + len(blob)
-    except zipfile.BadZipFile as exc:
-        raise DataError(f"{source}: not a readable zip ({exc})") from exc
-    return files, size
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in _PACK_KEYS if k in npz.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise DataError(f"{path}: not a readable JPEG pack ({exc})") from exc
+    missing = [k for k in _PACK_KEYS if k not in arrays]
+    if missing:
+        raise DataError(f"{path}: not a JPEG pack (no {', '.join(missing)}); write one with 'nasrepro data pack'")
+    columns = {}
+    for split in ("train", "test"):
+        data, ends, labels = arrays[f"{split}_bytes"], arrays[f"{split}_ends"], arrays[f"y_{split}"]
+        if len(ends) != len(labels) or (len(ends) and (ends[-1] != len(data) or np.any(np.diff(ends) < 0))):
+            raise DataError(f"{path}: {split} offsets do not match its bytes and labels")
+        starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)
+        blob = data.tobytes()
+        columns[f"x_{split}"] = _decode([(f"{path}:{split} image {i}", blob[a:b])
+                                         for i, (a, b) in enumerate(zip(starts, ends))])
+        columns[f"y_{split}"] = labels.astype(np.int64)
+    return columns, {"classes": [str(c) for c in arrays["classes"]]}
 
 
 def _decode_folder(root: Path, listing: list[Path]) -> tuple[dict, dict]:

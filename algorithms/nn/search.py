@@ -125,10 +125,7 @@ class SupernetSearch(OneShotOptimizer):
                               f"got {getattr(space, 'name', space)!r}")
         self.dataset, self.num_classes = dataset, num_classes
         self.device = torch.device(device)
-        if self.device.type == "cuda":  # process-wide switches: one search's setting holds until the next one's
-            torch.backends.cudnn.benchmark = self.cudnn_benchmark
-            # True is torch's default; the emulation rounds exactly once, in IEEE fp32 convolutions
-            torch.backends.cudnn.allow_tf32 = self.precision not in ("fp32_strict", "tf32_emulated")
+        self.apply_device_switches()
         init_seed, sample_seed, self.data_seed, self.record_seed = self._seeds
         self.init_generator = torch.Generator().manual_seed(init_seed)
         # the sampling generator lives on the device: drawing on it never syncs the host
@@ -150,6 +147,14 @@ class SupernetSearch(OneShotOptimizer):
                                                capturable=self._graphed())
         self._graph: Any = None
         self._steps_done = 0
+
+    def apply_device_switches(self) -> None:
+        """Set cuDNN's process-wide switches to this search's (autotuning, TF32 convolutions): they hold until
+        another search sets its own, so code that alternates searches calls this before each one's work."""
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = self.cudnn_benchmark
+            # True is torch's default; the emulation rounds exactly once, in IEEE fp32 convolutions
+            torch.backends.cudnn.allow_tf32 = self.precision not in ("fp32_strict", "tf32_emulated")
 
     def new_epoch(self, epoch: int) -> None:
         if epoch < self.epoch:
