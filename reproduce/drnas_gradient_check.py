@@ -77,7 +77,9 @@ def gradient_check(checkpoint: Path, settings: list[str], batches: int, device: 
         search = make_search(DrNAS, {**identity["hparams"], "precision": precision}, identity["seed"])
         search.adapt_search_space("nb201", identity["dataset"], num_classes=arrays.num_classes,
                                   device=setting_device)
-        search.load_state_dict(state["search"])
+        # the checkpoint's Dirichlet generator may be another device's (a GPU run checked on the CPU); every
+        # draw here comes from a fresh CPU generator anyway, so each search keeps its own generator's state
+        search.load_state_dict({**state["search"], "sample_generator": search.sample_generator.get_state()})
         search.model.train()  # batch statistics, as in the architecture step
         searches[setting] = search
     base = settings[0]

@@ -92,8 +92,10 @@ def test_the_gpu_dirichlet_sampler_and_its_gradient_are_the_cpus():
     grads = [torch._dirichlet_grad(sample.to(d), conc.expand_as(sample).contiguous().to(d),
                                    total.expand_as(sample).contiguous().to(d)).cpu() for d in ("cpu", "cuda")]
     torch.testing.assert_close(grads[1], grads[0], rtol=1e-4, atol=1e-6)
-    paired = [dirichlet_rsample(conc.to(d), torch.Generator().manual_seed(5)).cpu() for d in ("cpu", "cuda")]
-    assert torch.equal(paired[0], paired[1])
+    on_cpu = dirichlet_rsample(conc, torch.Generator().manual_seed(5))
+    on_gpu = dirichlet_rsample(conc.cuda().requires_grad_(), torch.Generator().manual_seed(5))
+    assert on_gpu.device.type == "cuda" and torch.equal(on_gpu.cpu(), on_cpu)
+    on_gpu.sum().backward()  # the pathwise gradient runs on the GPU from a sample drawn on the CPU
 
 
 def test_one_search_step_moves_alpha():

@@ -77,3 +77,17 @@ def test_settings_on_devices_pair_their_draws_and_name_the_files(tiny_checkpoint
     assert result["settings"]["fp32@cpu"] == {"precision": "fp32", "device": "cpu"}
     assert main(argv[:1] + ["--settings", "fp32@cpu,tf32_emulated@cpu"] + argv[3:]) == 0
     assert (tmp_path / "stored-seed0-cifar10-subset-epochs1-fp32_on_cpu-tf32_emulated_on_cpu.md").is_file()
+
+
+def test_a_checkpoint_from_another_device_is_checked(tiny_checkpoint, tmp_path, one_torch_thread):
+    """A GPU run's checkpoint holds a CUDA generator state (16 bytes), which a CPU generator refuses; the check
+    draws from its own CPU generators, so the state is not needed and such a checkpoint works."""
+    import torch
+
+    state = torch.load(tiny_checkpoint, map_location="cpu", weights_only=True)
+    state["search"]["sample_generator"] = torch.zeros(16, dtype=torch.uint8)  # the size of a CUDA generator state
+    path = tmp_path / "gpu-run" / "checkpoint.pt"
+    path.parent.mkdir()
+    torch.save(state, path)
+    result = gradient_check(path, ["fp32@cpu", "fp32_strict"], 2, "cpu", progress=False)
+    assert all(m == 0 for m, _ in result["rows"][1]["paired_difference"].values())

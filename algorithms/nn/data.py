@@ -259,12 +259,10 @@ def load_dataset(name: str, root: str | os.PathLike | None = None) -> ImageArray
 def check_dataset_files(name: str, root: str | os.PathLike | None = None) -> None:
     """Raise the :class:`DataError` :func:`load_dataset` would raise for missing files, without reading
     (decoding 60,000 JPEGs only to learn that they exist takes a minute)."""
-    base = Path(root) if root is not None else data_root()
-    if name == "cifar10":
-        name = _cifar10_copy(base)
-    if name not in DATA_LAYOUT:
+    if name not in DATASETS:
         raise ConfigError(f"unknown image dataset {name!r}; choose from {', '.join(DATASETS)}")
-    _existing(base, name)
+    base = Path(root) if root is not None else data_root()
+    _existing(base, _cifar10_copy(base) if name == "cifar10" else name)
 
 
 def image_source(name: str, root: str | os.PathLike | None = None) -> str:

@@ -1,31 +1,35 @@
 #!/usr/bin/env bash
 # DrNAS on a GPU, runbook step 1 (results/drnas/GPU.md): does the GPU path search like the CPU path?
 #
-# One device command of about 8.5 minutes on an H100/H200, sized for a 15-minute device budget. From the
+# One device command of about 8 minutes on an H100/H200, sized for a 15-minute device budget. From the
 # repository root on the device machine, carrying the data pack (`nasrepro data pack .device/data` here first):
 #
 #     bash reproduce/device/drnas_gpu_path_check.sh          # carry [".device/data"], timeout_s 590
 #
 # Every piece has its own time limit and writes its files after every epoch, so a slow piece costs only itself;
-# everything written goes back in $OUT/gpu_path_check.tar.gz, and the tables are printed at the end. In order of what decides most:
+# after every piece all that is written is packed again into $OUT/gpu_path_check.tar.gz (so even a command cut at
+# its own limit sends back what was done), and the tables are printed at the end. In order of what decides most:
 #   1. the GPU tests, among them the paired CUDA-graph-vs-eager search (same α after every step);
 #   2. the plain paper-scale search, epochs 0-2, seeds 0 and 1, with CUDA graphs (the configured path);
-#   3. the same seeds, epochs 0-1, eager (`cuda_graphs=false`): graphed and eager runs of one seed draw the same
-#      random numbers, so their train accuracy and α should agree within float noise;
+#   3. the same seeds, epoch 0, eager (`cuda_graphs=false`; an eager epoch may take about a minute): graphed and
+#      eager runs of one seed draw the same random numbers, so their train accuracy and α agree within float noise;
 #   4. the architecture gradient on the GPU against the CPU (same checkpoint, batches and Dirichlet draws).
 # The CPU reference (2 seeds, 2 cores): train accuracy 21.7 / 22.8 % after epoch 0, 29.1 / 29.1 % after epoch 1,
 # conv 3x3 level with or ahead of skip by epoch 2; the H100 runs had 19.7-20.2 % after epoch 0.
 #
-# PYTHON, DEVICE, IMAGES and SET (extra `--set KEY=VALUE` words for every search) are for a smoke run elsewhere, e.g.
-#     DEVICE=cpu IMAGES=cifar10-subset SET="--set channels=4 --set cells=1 --set train_subset=256" bash ...
+# PYTHON, DEVICE, IMAGES, SET (extra `--set KEY=VALUE` words for every search) and RESULTS are for a smoke run
+# elsewhere, e.g. RESULTS=/tmp/smoke DEVICE=cpu IMAGES=cifar10-subset SET="--set channels=4 --set cells=1" bash ...
 set -u
 export NASREPRO_DATA="${NASREPRO_DATA:-$PWD/.device/data}" NASREPRO_CACHE="${NASREPRO_CACHE:-/tmp/nrc}"
 export PYTHONPATH="$PWD" PYTHONUNBUFFERED=1
 DEVICE="${DEVICE:-cuda}" IMAGES="${IMAGES:-cifar10}" SET="${SET:-}" PYTHON="${PYTHON:-python3}"
 OUT="${OUT:-$PWD/out}"
-RESULTS=results/drnas/gpu_path_check
+RESULTS="${RESULTS:-results/drnas/gpu_path_check}"
 mkdir -p "$OUT" "$RESULTS"
 log() { echo "== $(date -u +%H:%M:%S) $*"; }
+# all of $RESULTS but the run folders (checkpoints): a device run sends back at most 8 files
+pack() { tar -czf "$OUT/gpu_path_check.tar.gz" --exclude=runs -C "$(dirname "$RESULTS")" "$(basename "$RESULTS")"; }
+limit() { timeout -k 5 "$@"; }
 
 log "environment"
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo "no nvidia-smi"
@@ -34,27 +38,30 @@ log "environment"
 
 if [ "$DEVICE" = cuda ]; then
   log "1. GPU tests"
-  timeout 120 $PYTHON -m pytest -q -m gpu -p no:cacheprovider tests/test_drnas.py 2>&1 | tee "$RESULTS/gpu_tests.txt" | tail -25
+  limit 120 $PYTHON -m pytest -q -m gpu -p no:cacheprovider tests/test_drnas.py 2>&1 | tee "$RESULTS/gpu_tests.txt" | tail -25
+  pack
 fi
 
 CHECK="$PYTHON -m reproduce.drnas_image_check --qualities stored --device $DEVICE --images $IMAGES --out $RESULTS"
 log "2. epochs 0-2 with CUDA graphs, seeds 0 and 1"
-timeout 130 $CHECK --epochs 3 --seeds 0,1 $SET
+limit 130 $CHECK --epochs 3 --seeds 0,1 $SET
+pack
 for seed in 0 1; do
-  log "3. epochs 0-1 eager, seed $seed"
-  timeout 105 $CHECK --epochs 2 --seeds $seed --set cuda_graphs=false $SET
+  log "3. epoch 0 eager, seed $seed"
+  limit 95 $CHECK --epochs 1 --seeds $seed --set cuda_graphs=false $SET
+  pack
 done
 
 log "4. the architecture gradient, GPU against CPU"
 CKPT=$(ls -d $RESULTS/runs/stored-seed0*/checkpoint.pt 2>/dev/null | grep -v cuda_graphs | head -1)
 if [ -n "$CKPT" ] && [ "$DEVICE" = cuda ]; then
-  timeout 70 $PYTHON -m reproduce.drnas_gradient_check "$CKPT" --settings fp32@cpu,fp32@cuda,fp32_strict@cuda \
-    --batches 12 --out "$RESULTS"
+  limit 75 $PYTHON -m reproduce.drnas_gradient_check "$CKPT" --settings fp32@cpu,fp32@cuda,fp32_strict@cuda \
+    --batches 8 --out "$RESULTS"
 else
   echo "skipped (no graphed seed-0 checkpoint, or no GPU)"
 fi
 
-log "results (all of $RESULTS but the runs, in \$OUT/gpu_path_check.tar.gz: a device run sends back 8 files)"
-tar -czf "$OUT/gpu_path_check.tar.gz" --exclude=runs "$RESULTS"
+log "results: \$OUT/gpu_path_check.tar.gz (untar it in results/drnas/ here)"
+pack
 for f in "$RESULTS"/*.md; do [ -f "$f" ] && { echo "---- $f"; cat "$f"; }; done
 log "done"
