@@ -79,8 +79,7 @@ def check(qualities: list[int | None], seeds: list[int], epochs: int, device: st
     ``on_progress`` gets the summary so far after every epoch (a time limit that cuts a run loses nothing done)."""
     from algorithms.drnas import DrNAS
     from algorithms.nn.data import image_source, load_dataset
-    from algorithms.nn.search import (device_name, load_hparams, load_search_checkpoint, make_search, run_search,
-                                      search_data)
+    from algorithms.nn.search import device_name, load_hparams, make_search, run_search, search_data
     from benchmarks.nb201 import NB201Benchmark
 
     hparams = load_hparams("drnas", SECTION, overrides)
@@ -99,23 +98,19 @@ def check(qualities: list[int | None], seeds: list[int], epochs: int, device: st
                     + (f"-{images}" if images != "cifar10" else "") + tag)
             identity = {"paper": "drnas", "method": "drnas", "section": SECTION, "hparams": hparams, "seed": seed,
                         "dataset": "cifar10", "images": images, "jpeg_quality": quality}
-            run_dir = out / "runs" / name
-            # a resumed run lists its checkpoint's epochs from the start (read before run_search checks it)
-            done = load_search_checkpoint(run_dir / "checkpoint.pt")["history"][:epochs] \
-                if (run_dir / "checkpoint.pt").is_file() else []
-            run = {"name": name, "jpeg_quality": quality, "seed": seed, "epochs": [_epoch_row(h) for h in done]}
+            run = {"name": name, "jpeg_quality": quality, "seed": seed, "epochs": []}
             runs.append(run)
 
-            def on_epoch(record: dict, run: dict = run) -> None:
-                run["epochs"].append(_epoch_row(record))
+            def on_epoch(history: list[dict], run: dict = run) -> None:  # a resumed run's epochs included
+                run["epochs"] = [_epoch_row(h) for h in history[:epochs]]
                 if on_progress is not None:
                     on_progress(summary)
 
             search = make_search(DrNAS, hparams, seed)
             search.adapt_search_space("nb201", "cifar10", num_classes=arrays.num_classes, device=device)
             train, valid = search_data(search, arrays, seed)
-            result = run_search(search, train, valid, run_dir, identity, benchmark=benchmark, until_epoch=epochs,
-                                progress=progress, on_epoch=on_epoch)
+            result = run_search(search, train, valid, out / "runs" / name, identity, benchmark=benchmark,
+                                until_epoch=epochs, progress=progress, on_epoch=on_epoch)
             run["epochs"] = [_epoch_row(h) for h in result["history"][:epochs]]
             print(f"{name}: " + "; ".join(f"epoch {r['epoch']} train {r['train_acc']:.1f} % argmax {r['argmax_test']:.2f}"
                                           for r in run["epochs"]), file=sys.stderr)

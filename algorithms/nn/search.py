@@ -472,10 +472,12 @@ def fingerprint(identity: dict) -> str:
 
 def run_search(search: SupernetSearch, train: Any, valid: Any, out_dir: Path, identity: dict,
                benchmark: Any = None, stop_after_epochs: int | None = None, until_epoch: int | None = None,
-               progress: bool = True, on_epoch: Callable[[dict], None] | None = None, epoch_info: dict | None = None) -> dict:
+               progress: bool = True, on_epoch: Callable[[list[dict]], None] | None = None,
+               epoch_info: dict | None = None) -> dict:
     """Run (or resume) ``search`` over its schedule; write ``checkpoint.pt`` every epoch and ``result.json``
     at the end. ``identity`` (algorithm, resolved hyper-parameters, seed, dataset, ...) must match the
-    checkpoint's. ``epoch_info`` (e.g. which image files) joins every epoch's record, as does the device:
+    checkpoint's. ``on_epoch`` gets the history after every epoch (a resumed search's earlier epochs
+    included). ``epoch_info`` (e.g. which image files) joins every epoch's record, as does the device:
     a search resumed elsewhere shows it. ``stop_after_epochs`` ends the call early (to test resuming);
     ``until_epoch`` ends it once that many epochs of the schedule are done (a diagnostic of the first epochs).
     Returns the result."""
@@ -521,7 +523,7 @@ def run_search(search: SupernetSearch, train: Any, valid: Any, out_dir: Path, id
             record.update(_nb201_trajectory(search, benchmark, record_rng))
         history.append(record)
         if on_epoch is not None:
-            on_epoch(record)
+            on_epoch(history)
         with atomic_path(checkpoint) as tmp:
             torch.save({"fingerprint": key, "identity": identity, "next_epoch": epoch + 1, "history": history,
                         "search": search.state_dict(), "train_data": train.state_dict(),
