@@ -17,6 +17,12 @@ after ``--epochs`` epochs; it checkpoints every epoch under ``--out/runs`` and a
     python -m reproduce.drnas_image_check --epochs 5 --qualities stored,50,25 --seeds 0,1
     python -m reproduce.drnas_image_check --epochs 1 --qualities stored --set precision=fp32_strict  # TF32 off
     python -m reproduce.drnas_image_check --epochs 2 --qualities stored --set precision=tf32_emulated  # TF32 on a CPU
+    python -m reproduce.drnas_image_check --epochs 2 --qualities stored --method darts  # DARTS ([darts_nb201])
+
+Every table and figure sets the runs beside the official ones of the same method, epoch by epoch (train
+accuracy, and for DrNAS each op's mean α): the complete seed-2 runs of the only public per-epoch log of the
+official search (reproduce/papers/drnas_official_log.py; two DrNAS runs, whose spread is the yardstick, and one
+DARTS run).
 """
 from __future__ import annotations
 
@@ -35,11 +41,12 @@ from nasrepro.errors import ConfigError, NasReproError
 from nasrepro.io import atomic_write_json, atomic_write_text
 from reproduce.cli import parse_overrides
 from reproduce.nb201_training_check import CIFAR10_IMAGES, reencode_jpeg
+from reproduce.papers.drnas_official_log import official_runs
 
 SECTION = "drnas_nb201"
-#: train accuracy (%) per epoch of the unmodified official plain search (fork Mars-204/DrNAS,
-#: 201-space-pc-1/log.txt, seed 2; results/drnas/REVIEW_official_code.md): the reference trajectory
-OFFICIAL_TRAIN_ACC = {0: 22.4, 1: 29.5, 2: 32.2, 3: 34.7, 4: 36.9, 5: 39.6, 6: 40.4, 7: 43.1}
+#: the methods this check runs (their registry entry gives the class and the drnas.toml section) and the official
+#: runs of the same method in the Mars-204/DrNAS log (reproduce/papers/drnas_official_log.py)
+METHODS = ("drnas", "darts")
 STORED = "stored"  # the images as they are in the data root (our copy: JPEG quality 75)
 
 
@@ -73,30 +80,34 @@ def override_label(overrides: dict | None) -> str:
 
 def check(qualities: list[int | None], seeds: list[int], epochs: int, device: str, out: Path,
           images: str = "cifar10", overrides: dict | None = None, tag: str = "", progress: bool = True,
-          on_progress: Callable[[dict], None] | None = None) -> dict:
-    """Run (or resume) each (quality, seed) search for its first ``epochs`` epochs; return the summary.
-    ``overrides`` change the section's hyper-parameters (tests use a tiny network); ``tag`` ends the run names;
-    ``on_progress`` gets the summary so far after every epoch (a time limit that cuts a run loses nothing done)."""
-    from algorithms.drnas import DrNAS
+          on_progress: Callable[[dict], None] | None = None, method: str = "drnas") -> dict:
+    """Run (or resume) each (quality, seed) search of ``method`` for its first ``epochs`` epochs; return the
+    summary. ``overrides`` change the section's hyper-parameters (tests use a tiny network); ``tag`` ends the run
+    names; ``on_progress`` gets the summary so far after every epoch (a time limit that cuts a run loses nothing)."""
+    from algorithms import algorithm_class, entry
     from algorithms.nn.data import image_source, load_dataset
     from algorithms.nn.search import device_name, load_hparams, make_search, run_search, search_data
     from benchmarks.nb201 import NB201Benchmark
 
-    hparams = load_hparams("drnas", SECTION, overrides)
+    if method not in METHODS:
+        raise ConfigError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
+    section = entry(method).section
+    hparams = load_hparams("drnas", section, overrides)
     if epochs > sum(hparams["stage_epochs"]):
         raise ConfigError(f"--epochs {epochs}: the search has only {sum(hparams['stage_epochs'])} epochs")
     benchmark, stored = NB201Benchmark.load(), load_dataset(images)
     runs: list[dict] = []
     summary = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "device": device_name(device),
-               "images": image_source(images), "section": SECTION, "overrides": overrides or {}, "epochs": epochs,
-               "official_train_acc": OFFICIAL_TRAIN_ACC, "runs": runs}
+               "method": method, "images": image_source(images), "section": section, "overrides": overrides or {},
+               "epochs": epochs, "official": official_reference(epochs, method), "runs": runs}
     for quality in qualities:
         # the search reads the training images only (its test accuracies are the benchmark's)
         arrays = stored if quality is None else dataclasses.replace(stored, x_train=reencode_jpeg(stored.x_train, quality))
         for seed in seeds:
-            name = (f"{STORED if quality is None else f'jpeg{quality}'}-seed{seed}"
-                    + (f"-{images}" if images != "cifar10" else "") + tag)
-            identity = {"paper": "drnas", "method": "drnas", "section": SECTION, "hparams": hparams, "seed": seed,
+            name = ("" if method == "drnas" else f"{method}-") + (
+                f"{STORED if quality is None else f'jpeg{quality}'}-seed{seed}"
+                + (f"-{images}" if images != "cifar10" else "") + tag)
+            identity = {"paper": "drnas", "method": method, "section": section, "hparams": hparams, "seed": seed,
                         "dataset": "cifar10", "images": images, "jpeg_quality": quality}
             run = {"name": name, "jpeg_quality": quality, "seed": seed, "epochs": []}
             runs.append(run)
@@ -106,7 +117,7 @@ def check(qualities: list[int | None], seeds: list[int], epochs: int, device: st
                 if on_progress is not None:
                     on_progress(summary)
 
-            search = make_search(DrNAS, hparams, seed)
+            search = make_search(algorithm_class(method), hparams, seed)
             search.adapt_search_space("nb201", "cifar10", num_classes=arrays.num_classes, device=device)
             train, valid = search_data(search, arrays, seed)
             result = run_search(search, train, valid, out / "runs" / name, identity, benchmark=benchmark,
@@ -119,6 +130,16 @@ def check(qualities: list[int | None], seeds: list[int], epochs: int, device: st
     return summary
 
 
+def official_reference(epochs: int, method: str = "drnas") -> dict:
+    """The official runs of ``method``, their first ``epochs`` epochs (reproduce/papers/drnas_official_log.py):
+    train accuracy, the argmax cell's NB201 test accuracy and each op's mean alpha after every epoch (None where
+    the log has none: after a run's last epoch, and for DARTS, which logs no concentration)."""
+    return {run.name: {"description": run.description, "train_acc": list(run.train_acc[:epochs]),
+                       "mean_alpha": [run.mean_alpha_after(e) for e in range(min(epochs, run.epochs))],
+                       "argmax_test": list(run.cifar10_test_of_cell_after[:epochs])}
+            for run in official_runs().values() if run.method == method}
+
+
 def _epoch_row(record: dict) -> dict:
     """What the summary keeps of one epoch record of the search."""
     from benchmarks.nb201 import OPS
@@ -129,24 +150,64 @@ def _epoch_row(record: dict) -> dict:
             "mean_alpha": dict(zip(OPS, np.round(np.mean(record["alphas"]["cell"], axis=0), 4).tolist()))}
 
 
+def _ops(result: dict) -> list[str]:
+    """The ops of the runs' α, in NB201 order (a summary read back from JSON has them sorted by name)."""
+    from benchmarks.nb201 import OPS
+
+    first = next((run["epochs"][0]["mean_alpha"] for run in result["runs"] if run["epochs"]), {})
+    return [op for op in OPS if op in first]
+
+
 def markdown(result: dict) -> str:
-    ops = list(result["runs"][0]["epochs"][0]["mean_alpha"]) if result["runs"] and result["runs"][0]["epochs"] else []
-    lines = ["# DrNAS plain NB201 search, first epochs, by image quality", "",
+    ops = _ops(result)
+    official = result.get("official", {})
+    names = list(official)
+    short = "/".join(name.split("-")[-1] for name in names)  # "A/B"
+    method = {"drnas": "DrNAS", "darts": "DARTS (first order)"}[result.get("method", "drnas")]
+    lines = [f"# {method} plain NB201 search, first epochs, by image quality", "",
              f"{result['date']} on {result['device']}; images: {result['images']}, re-encoded (training images) "
              f"as JPEG at the quality in the first column; `drnas.toml [{result['section']}]`"
              + (f" with {result['overrides']}" if result["overrides"] else "")
-             + ". α: the mean over the 6 edges of each op's architecture parameter at the end of the epoch.", "",
-             "| images | seed | epoch | train acc. % (official log) | " + " | ".join(f"α {op}" for op in ops)
+             + ". α: the mean over the 6 edges of each op's architecture parameter at the end of the epoch. "
+             f"In brackets: the official run{'s' if len(names) > 1 else ''} {short} "
+             "(reproduce/papers/drnas_official_log.py).", "",
+             f"| images | seed | epoch | train acc. % (official {short}) | " + " | ".join(f"α {op}" for op in ops)
              + " | argmax cell, NB201 test % |",
              "|---|---:|---:|---:|" + "---:|" * len(ops) + "---:|"]
     for run in result["runs"]:
         label = STORED if run["jpeg_quality"] is None else f"JPEG {run['jpeg_quality']}"
         for r in run["epochs"]:
-            official = result["official_train_acc"].get(r["epoch"], result["official_train_acc"].get(str(r["epoch"])))
-            reference = f" ({official:.1f})" if official is not None else ""
+            reference = _official_values(official, r["epoch"], lambda o, e: o["train_acc"][e], "{:.1f}")
             lines.append(f"| {label} | {run['seed']} | {r['epoch']} | {r['train_acc']:.1f}{reference} | "
                          + " | ".join(f"{r['mean_alpha'][op]:+.3f}" for op in ops) + f" | {r['argmax_test']:.2f} |")
+    epochs = max((len(run["epochs"]) for run in result["runs"]), default=0)
+    if official and ops and epochs:
+        lines += ["", f"The official run{'s' if len(names) > 1 else ''} ({short}; seed 2, the Mars-204/DrNAS log) after "
+                  "the same epochs (α where the log has it):", "",
+                  "| epoch | train acc. % | " + " | ".join(f"α {op}" for op in ops) + " | argmax cell, NB201 test % |",
+                  "|---:|---:|" + "---:|" * len(ops) + "---:|"]
+        for epoch in range(epochs):
+            cells = [_official_values(official, epoch, lambda o, e: o["train_acc"][e], "{:.1f}", bare=True)]
+            cells += [_official_values(official, epoch, lambda o, e, op=op: o["mean_alpha"][e][op], "{:+.3f}", bare=True)
+                      for op in ops]
+            cells.append(_official_values(official, epoch, lambda o, e: o["argmax_test"][e], "{:.2f}", bare=True))
+            lines.append(f"| {epoch} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _official_values(official: dict, epoch: int, value: Callable, form: str, bare: bool = False) -> str:
+    """``" (22.6 / 21.9)"``: one value per official run at ``epoch`` ("–" where a run has none); "" without runs."""
+    if not official:
+        return ""
+    values = []
+    for run in official.values():
+        try:
+            v = value(run, epoch)
+        except (IndexError, TypeError):  # past the run's logged epochs, or no alpha after its last epoch
+            v = None
+        values.append("–" if v is None else form.format(v))
+    text = " / ".join(values)
+    return text if bare else f" ({text})"
 
 
 def figure(result: dict, path: Path) -> None:
@@ -158,13 +219,18 @@ def figure(result: dict, path: Path) -> None:
     runs = [r for r in result["runs"] if r["epochs"]]
     if not runs:
         return
-    ops = list(runs[0]["epochs"][0]["mean_alpha"])
+    ops = _ops(result)
     qualities = list(dict.fromkeys(r["jpeg_quality"] for r in runs))
     styles = dict(zip(qualities, ["-", "--", ":", "-."] * 4))
     fig, axes = plt.subplots(1, 1 + len(ops), figsize=(3.0 * (1 + len(ops)), 3.0), squeeze=False)
     axes = axes[0]
-    official = sorted((int(k), v) for k, v in result["official_train_acc"].items())
-    axes[0].plot([e for e, _ in official], [v for _, v in official], "k*", label="official log")
+    for (name, run), style in zip(result.get("official", {}).items(), ["-", "--", ":"]):
+        # the official runs as thin grey lines: their spread is the yardstick for "on the official trajectory"
+        official = dict(color="grey", lw=0.8, ls=style, label=f"official {name}")
+        axes[0].plot(range(len(run["train_acc"])), run["train_acc"], **official)
+        done = [(e, a) for e, a in enumerate(run["mean_alpha"]) if a is not None]
+        for ax, op in zip(axes[1:], ops):
+            ax.plot([e for e, _ in done], [a[op] for _, a in done], color="grey", lw=0.8, ls=style)
     for run in runs:
         epochs = [r["epoch"] for r in run["epochs"]]
         label = f"{STORED if run['jpeg_quality'] is None else 'JPEG ' + str(run['jpeg_quality'])}, seed {run['seed']}"
@@ -188,10 +254,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--qualities", default=f"{STORED},50,25",
                         help=f"comma-separated: '{STORED}' (no re-encoding) or JPEG qualities (default {STORED},50,25)")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+    parser.add_argument("--method", default="drnas", choices=METHODS,
+                        help="drnas (drnas.toml [drnas_nb201], default) or darts ([darts_nb201]); each is set "
+                             "beside the official runs of the same method")
     parser.add_argument("--images", default="cifar10", choices=CIFAR10_IMAGES,
                         help="CIFAR-10 images: pickles if present, else JPEG (default); or a named copy")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help=f"change a hyper-parameter of drnas.toml [{SECTION}], e.g. precision=fp32_strict "
+                        help=f"change a hyper-parameter of the method's drnas.toml section ([{SECTION}] for drnas), e.g. precision=fp32_strict "
                              "(TF32 off) or precision=tf32_emulated (TF32 convolutions on any device); named "
                              "in the run and file names")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -206,10 +275,12 @@ def main(argv: list[str] | None = None) -> int:
         overrides = parse_overrides(args.overrides)
         # one file per setting (no silent overwrite), rewritten after every run
         labels = [STORED if q is None else f"jpeg{q}" for q in qualities]
-        stem = args.out / (f"epochs{args.epochs}-{'-'.join(labels)}-seeds{'-'.join(map(str, seeds))}"
+        stem = args.out / (("" if args.method == "drnas" else f"{args.method}-")
+                           + f"epochs{args.epochs}-{'-'.join(labels)}-seeds{'-'.join(map(str, seeds))}"
                            + (f"-{args.images}" if args.images != "cifar10" else "") + override_label(overrides))
         check(qualities, seeds, args.epochs, args.device, args.out, images=args.images, overrides=overrides or None,
-              tag=override_label(overrides), progress=sys.stderr.isatty(), on_progress=lambda summary: write(summary, stem))
+              tag=override_label(overrides), progress=sys.stderr.isatty(), on_progress=lambda summary: write(summary, stem),
+              method=args.method)
     except NasReproError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

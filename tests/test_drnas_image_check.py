@@ -40,7 +40,9 @@ def test_check_runs_each_quality_and_resumes(tmp_path, nb201, one_torch_thread):
     assert set(stored["epochs"][0]["mean_alpha"]) == {"none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3",
                                                       "avg_pool_3x3"}
     text = markdown(second)
-    assert "| stored | 0 | 0 |" in text and "| JPEG 10 | 0 | 1 |" in text and "(22.4)" in text  # official log beside
+    # the official runs beside ours: epoch 0's train accuracy of runs A and B, and their own table
+    assert "| stored | 0 | 0 |" in text and "| JPEG 10 | 0 | 1 |" in text and "(22.6 / 21.9)" in text
+    assert "| 1 | 29.5 / 29.4 |" in text
 
 
 def test_more_epochs_than_the_search_is_one_clear_line(tmp_path, capsys):
@@ -62,6 +64,8 @@ def test_main_writes_json_markdown_and_figure(tmp_path, nb201, one_torch_thread,
     result = json.loads(stem.with_suffix(".json").read_text())
     assert result["runs"][0]["seed"] == 1 and result["overrides"] == TINY
     assert stem.with_suffix(".png").stat().st_size > 0 and "| stored | 1 | 0 |" in stem.with_suffix(".md").read_text()
+    # read back from JSON (keys sorted by name), the table keeps NB201's op order
+    assert "| α none | α skip_connect | α nor_conv_1x1 | α nor_conv_3x3 | α avg_pool_3x3 |" in markdown(result)
 
 
 def test_set_changes_the_section_and_names_runs_and_files(tmp_path, monkeypatch, capsys):
@@ -71,7 +75,7 @@ def test_set_changes_the_section_and_names_runs_and_files(tmp_path, monkeypatch,
     def fake_check(*args, **kwargs):
         seen.update(kwargs)
         summary = {"date": "today", "device": "cpu", "images": "JPEG", "section": "drnas_nb201", "epochs": 1,
-                   "overrides": kwargs["overrides"], "official_train_acc": {}, "runs": []}
+                   "overrides": kwargs["overrides"], "official": {}, "runs": []}
         kwargs["on_progress"](summary)
         return summary
 
@@ -90,3 +94,15 @@ def test_unknown_setting_is_one_clear_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "learning_rate" in err[0]
     assert not any(tmp_path.iterdir())
+
+
+def test_darts_runs_its_own_section_beside_the_official_darts_run(tmp_path, nb201, one_torch_thread):
+    summary = check([None], [0], 1, "cpu", tmp_path, images="cifar10-subset", overrides=TINY, progress=False,
+                    method="darts")
+    assert summary["method"] == "darts" and summary["section"] == "darts_nb201"
+    assert [r["name"] for r in summary["runs"]] == ["darts-stored-seed0-cifar10-subset"]  # never a DrNAS folder
+    assert list(summary["official"]) == ["darts"] and summary["official"]["darts"]["mean_alpha"] == [None]
+    text = markdown(summary)
+    assert text.startswith("# DARTS (first order)") and "(32.3)" in text and "| 0 | 32.3 | – |" in text
+    with pytest.raises(ConfigError, match="--method"):
+        check([None], [0], 1, "cpu", tmp_path, method="gdas")
