@@ -106,3 +106,14 @@ def test_darts_runs_its_own_section_beside_the_official_darts_run(tmp_path, nb20
     assert text.startswith("# DARTS (first order)") and "(32.3)" in text and "| 0 | 32.3 | – |" in text
     with pytest.raises(ConfigError, match="--method"):
         check([None], [0], 1, "cpu", tmp_path, method="gdas")
+
+
+def test_a_summary_from_before_the_official_runs_gets_them_from_the_log():
+    row = {"epoch": 0, "train_acc": 21.67, "argmax_test": 93.47, "sampled_test_mean": 80.0, "arch": "", "seconds": 1.0,
+           "mean_alpha": {"none": 0.0, "skip_connect": 0.01, "nor_conv_1x1": 0.0, "nor_conv_3x3": 0.01,
+                          "avg_pool_3x3": 0.0}}
+    old = {"date": "then", "device": "cpu", "images": "JPEG", "section": "drnas_nb201", "overrides": {}, "epochs": 1,
+           "official_train_acc": {"0": 22.4}, "runs": [{"name": "stored-seed0", "jpeg_quality": None, "seed": 0,
+                                                        "epochs": [row]}]}
+    text = markdown(old)
+    assert "| stored | 0 | 0 | 21.7 (22.6 / 21.9) |" in text and "| 0 | 22.6 / 21.9 |" in text
