@@ -20,7 +20,7 @@
 #   5. the architecture gradient on the GPU against the CPU (same checkpoint, batches and Dirichlet draws).
 # The references: the official runs (reproduce/papers/drnas_official_log.py; DrNAS train accuracy 22.6 / 21.9 %
 # after epoch 0, 29.5 / 29.4 % after epoch 1; DARTS 32.3 %, 43.0 %) and the CPU (DrNAS 21.7 / 22.8 % after epoch 0
-# for seeds 0 / 1, close to the official α trajectory through epoch 16; DARTS 32.1 / 43.9 %); the H100 runs had
+# for seeds 0 / 1, close to the official α trajectory through epoch 19; DARTS 32.1 / 43.9 %); the H100 runs had
 # DrNAS 19.7-20.2 % and DARTS 30.0 %, 38.5 % after epochs 0 and 1.
 #
 # PYTHON, DEVICE, IMAGES, SET (extra `--set KEY=VALUE` words for every search) and RESULTS are for a smoke run
