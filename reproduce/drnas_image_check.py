@@ -265,9 +265,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", default="cifar10", choices=CIFAR10_IMAGES,
                         help="CIFAR-10 images: pickles if present, else JPEG (default); or a named copy")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help=f"change a hyper-parameter of the method's drnas.toml section ([{SECTION}] for drnas), e.g. precision=fp32_strict "
-                             "(TF32 off) or precision=tf32_emulated (TF32 convolutions on any device); named "
-                             "in the run and file names")
+                        help=f"change a hyper-parameter of the method's drnas.toml section ([{SECTION}] for drnas), "
+                             "e.g. precision=fp32_strict (TF32 off) or precision=tf32_emulated (TF32 convolutions on "
+                             "any device); named in the run and file names")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", type=Path, default=Path("results/drnas/image_check"))
     args = parser.parse_args(argv)
@@ -284,8 +284,8 @@ def main(argv: list[str] | None = None) -> int:
                            + f"epochs{args.epochs}-{'-'.join(labels)}-seeds{'-'.join(map(str, seeds))}"
                            + (f"-{args.images}" if args.images != "cifar10" else "") + override_label(overrides))
         check(qualities, seeds, args.epochs, args.device, args.out, images=args.images, overrides=overrides or None,
-              tag=override_label(overrides), progress=sys.stderr.isatty(), on_progress=lambda summary: write(summary, stem),
-              method=args.method)
+              tag=override_label(overrides), progress=sys.stderr.isatty(), method=args.method,
+              on_progress=lambda summary: write(summary, stem))
     except NasReproError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
