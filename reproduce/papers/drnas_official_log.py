@@ -6,11 +6,11 @@ the log of the fork ``Mars-204/DrNAS`` (``201-space-pc-1/log.txt``; results/drna
 as logged (provenance and the extraction check in the file's ``source``):
 
 - ``drnas-A``: the unmodified script, seed 2; final cell NB201 CIFAR-10 test 94.36 % (from epoch 54);
-- ``drnas-B``: the fork's script with its added option off, seed 2; 94.36 % from epoch 36;
+- ``drnas-B``: the fork's script with its added ``augmix`` option off, seed 2; 94.36 % from epoch 36;
 - ``darts``: the same script with ``method darts``; all-``skip_connect`` from epoch 14 (54.30 %).
 
-Two DrNAS runs of one seed on one GPU differ as much as their nondeterministic kernels make them, so their
-spread is a yardstick for "on the official trajectory". The log gives each epoch's Dirichlet concentration
+The two DrNAS runs start from the same alpha (same seed) and part by GPU nondeterminism and whatever differs
+between the two scripts, so their spread is a yardstick for "on the official trajectory". The log gives each epoch's Dirichlet concentration
 ``beta = ELU(alpha) + 1`` at the *start* of the epoch; :meth:`OfficialRun.alpha_after` inverts the ELU, so
 its ``alpha`` after epoch ``N`` is comparable with the ``alphas`` our runs record after epoch ``N``.
 """
