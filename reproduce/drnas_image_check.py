@@ -20,9 +20,9 @@ after ``--epochs`` epochs; it checkpoints every epoch under ``--out/runs`` and a
     python -m reproduce.drnas_image_check --epochs 2 --qualities stored --method darts  # DARTS ([darts_nb201])
 
 Every table and figure sets the runs beside the official ones of the same method, epoch by epoch (train
-accuracy, and for DrNAS each op's mean α): the complete seed-2 runs of the only public per-epoch log of the
-official search (reproduce/papers/drnas_official_log.py; two DrNAS runs, whose spread is the yardstick, and one
-DARTS run).
+accuracy and each op's mean α, centred per edge for DARTS): the complete seed-2 runs of the only public per-epoch
+log of the official search (reproduce/papers/drnas_official_log.py; two DrNAS runs, whose spread is the yardstick,
+and one DARTS run).
 """
 from __future__ import annotations
 
@@ -48,6 +48,10 @@ SECTION = "drnas_nb201"
 #: runs of the same method in the Mars-204/DrNAS log (reproduce/papers/drnas_official_log.py)
 METHODS = ("drnas", "darts")
 STORED = "stored"  # the images as they are in the data root (our copy: JPEG quality 75)
+#: methods whose alpha is tabulated centred per edge: softmax mixing ignores a constant added to an edge's alpha, so
+#: only differences between ops mean anything, and the official DARTS log gives softmax(alpha), i.e. alpha up to
+#: that constant (reproduce/papers/drnas_official_log.py centres it the same way)
+CENTRED_ALPHA = ("darts",)
 
 
 def parse_qualities(text: str) -> list[int | None]:
@@ -97,9 +101,11 @@ def check(qualities: list[int | None], seeds: list[int], epochs: int, device: st
         raise ConfigError(f"--epochs {epochs}: the search has only {sum(hparams['stage_epochs'])} epochs")
     benchmark, stored = NB201Benchmark.load(), load_dataset(images)
     runs: list[dict] = []
+    centre_alpha = method in CENTRED_ALPHA
     summary = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "device": device_name(device),
                "method": method, "images": image_source(images), "section": section, "overrides": overrides or {},
-               "epochs": epochs, "official": official_reference(epochs, method), "runs": runs}
+               "epochs": epochs, "alpha_centred_per_edge": centre_alpha,
+               "official": official_reference(epochs, method), "runs": runs}
     for quality in qualities:
         # the search reads the training images only (its test accuracies are the benchmark's)
         arrays = stored if quality is None else dataclasses.replace(stored, x_train=reencode_jpeg(stored.x_train, quality))
@@ -113,7 +119,7 @@ def check(qualities: list[int | None], seeds: list[int], epochs: int, device: st
             runs.append(run)
 
             def on_epoch(history: list[dict], run: dict = run) -> None:  # a resumed run's epochs included
-                run["epochs"] = [_epoch_row(h) for h in history[:epochs]]
+                run["epochs"] = [_epoch_row(h, centre_alpha) for h in history[:epochs]]
                 if on_progress is not None:
                     on_progress(summary)
 
@@ -122,7 +128,7 @@ def check(qualities: list[int | None], seeds: list[int], epochs: int, device: st
             train, valid = search_data(search, arrays, seed)
             result = run_search(search, train, valid, out / "runs" / name, identity, benchmark=benchmark,
                                 until_epoch=epochs, progress=progress, on_epoch=on_epoch)
-            run["epochs"] = [_epoch_row(h) for h in result["history"][:epochs]]
+            run["epochs"] = [_epoch_row(h, centre_alpha) for h in result["history"][:epochs]]
             print(f"{name}: " + "; ".join(f"epoch {r['epoch']} train {r['train_acc']:.1f} % argmax {r['argmax_test']:.2f}"
                                           for r in run["epochs"]), file=sys.stderr)
             if on_progress is not None:
@@ -132,22 +138,26 @@ def check(qualities: list[int | None], seeds: list[int], epochs: int, device: st
 
 def official_reference(epochs: int, method: str = "drnas") -> dict:
     """The official runs of ``method``, their first ``epochs`` epochs (reproduce/papers/drnas_official_log.py):
-    train accuracy, the argmax cell's NB201 test accuracy and each op's mean alpha after every epoch (None where
-    the log has none: after a run's last epoch, and for DARTS, which logs no concentration)."""
+    train accuracy, the argmax cell's NB201 test accuracy and each op's mean alpha after every epoch (None after a
+    run's last epoch, where the log has none; for DARTS centred per edge, from the logged softmax(alpha))."""
     return {run.name: {"description": run.description, "train_acc": list(run.train_acc[:epochs]),
                        "mean_alpha": [run.mean_alpha_after(e) for e in range(min(epochs, run.epochs))],
                        "argmax_test": list(run.cifar10_test_of_cell_after[:epochs])}
             for run in official_runs().values() if run.method == method}
 
 
-def _epoch_row(record: dict) -> dict:
-    """What the summary keeps of one epoch record of the search."""
+def _epoch_row(record: dict, centre_alpha: bool = False) -> dict:
+    """What the summary keeps of one epoch record of the search; ``centre_alpha``: each edge's alpha minus its
+    mean over the ops, before the mean over the edges is taken (see :data:`CENTRED_ALPHA`)."""
     from benchmarks.nb201 import OPS
 
+    alpha = np.asarray(record["alphas"]["cell"], dtype=np.float64)
+    if centre_alpha:
+        alpha = alpha - alpha.mean(axis=1, keepdims=True)
     return {"epoch": record["epoch"], "train_acc": round(record["train_acc"], 2),
             "argmax_test": round(record["argmax_test"], 2), "sampled_test_mean": round(record["sampled_test_mean"], 2),
             "arch": record["arch"], "seconds": round(record["seconds"], 1),
-            "mean_alpha": dict(zip(OPS, np.round(np.mean(record["alphas"]["cell"], axis=0), 4).tolist()))}
+            "mean_alpha": dict(zip(OPS, np.round(alpha.mean(axis=0), 4).tolist()))}
 
 
 def _ops(result: dict) -> list[str]:
@@ -173,7 +183,10 @@ def markdown(result: dict) -> str:
              f"{result['date']} on {result['device']}; images: {result['images']}, re-encoded (training images) "
              f"as JPEG at the quality in the first column; `drnas.toml [{result['section']}]`"
              + (f" with {result['overrides']}" if result["overrides"] else "")
-             + ". α: the mean over the 6 edges of each op's architecture parameter at the end of the epoch. "
+             + ". α: the mean over the 6 edges of each op's architecture parameter at the end of the epoch"
+             + (", each edge's α centred first (minus its mean over the ops: softmax mixing, and the official log's "
+                "softmax(α), fix α only up to a constant per edge)" if result.get("alpha_centred_per_edge") else "")
+             + ". "
              f"In brackets: the official run{'s' if len(names) > 1 else ''} {short} "
              "(reproduce/papers/drnas_official_log.py).", "",
              f"| images | seed | epoch | train acc. % (official {short}) | " + " | ".join(f"α {op}" for op in ops)

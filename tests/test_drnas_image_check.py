@@ -1,10 +1,11 @@
 """reproduce.drnas_image_check: the first epochs of the plain DrNAS search at several JPEG qualities."""
 import json
 
+import numpy as np
 import pytest
 
 from nasrepro.errors import ConfigError
-from reproduce.drnas_image_check import STORED, check, main, markdown, parse_qualities, parse_seeds
+from reproduce.drnas_image_check import STORED, _epoch_row, check, main, markdown, parse_qualities, parse_seeds
 
 pytestmark = pytest.mark.data
 
@@ -101,11 +102,28 @@ def test_darts_runs_its_own_section_beside_the_official_darts_run(tmp_path, nb20
                     method="darts")
     assert summary["method"] == "darts" and summary["section"] == "darts_nb201"
     assert [r["name"] for r in summary["runs"]] == ["darts-stored-seed0-cifar10-subset"]  # never a DrNAS folder
-    assert list(summary["official"]) == ["darts"] and summary["official"]["darts"]["mean_alpha"] == [None]
+    assert list(summary["official"]) == ["darts"]
+    # the official DARTS alpha after epoch 0: log softmax(alpha) centred per edge, from the start of its epoch 1
+    assert summary["official"]["darts"]["mean_alpha"][0]["skip_connect"] == 0.0157
+    # ours centred per edge the same way: the op means then sum to 0 (up to the 4 decimals kept)
+    assert summary["alpha_centred_per_edge"] and abs(sum(summary["runs"][0]["epochs"][0]["mean_alpha"].values())) < 5e-4
     text = markdown(summary)
-    assert text.startswith("# DARTS (first order)") and "(32.3)" in text and "| 0 | 32.3 | – |" in text
+    assert text.startswith("# DARTS (first order)") and "(32.3)" in text and "| 0 | 32.3 | -0.010 | +0.016 |" in text
+    assert "centred first" in text
     with pytest.raises(ConfigError, match="--method"):
         check([None], [0], 1, "cpu", tmp_path, method="gdas")
+
+
+def test_centring_removes_each_edges_constant_and_nothing_else():
+    """Softmax mixing ignores a constant per edge: two alphas that differ by one are the same row once centred."""
+    alphas = np.arange(30, dtype=float).reshape(6, 5) / 100
+    shifted = alphas + np.arange(6)[:, None]  # a different constant on every edge
+    record = {"epoch": 0, "train_acc": 30.0, "argmax_test": 54.3, "sampled_test_mean": 60.0, "arch": "", "seconds": 1.0}
+    plain = _epoch_row({**record, "alphas": {"cell": alphas.tolist()}})
+    centred = _epoch_row({**record, "alphas": {"cell": alphas.tolist()}}, centre_alpha=True)
+    assert _epoch_row({**record, "alphas": {"cell": shifted.tolist()}}, centre_alpha=True) == centred
+    assert plain["mean_alpha"]["none"] == 0.125 and centred["mean_alpha"] == {
+        "none": -0.02, "skip_connect": -0.01, "nor_conv_1x1": 0.0, "nor_conv_3x3": 0.01, "avg_pool_3x3": 0.02}
 
 
 def test_a_summary_from_before_the_official_runs_gets_them_from_the_log():
