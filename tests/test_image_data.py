@@ -282,6 +282,94 @@ def test_augmentation_is_deterministic_given_the_seed_and_varies_with_it():
     assert not torch.equal(xa[0], xc[0])
 
 
+# The search's data stream runs on the device (shuffle, crops and flips from a generator there); the training set
+# is stored class by class, so a shuffle or a crop that is less random on one device than on another changes what
+# the supernet learns. These tests measure the stream on the CPU and, in the GPU pieces, on CUDA.
+DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(),
+                                                                                    reason="needs a CUDA GPU")])]
+
+
+def _coordinate_batches(device, shuffle=True, epochs=2, seed=123):
+    """Batches of 6,400 class-sorted 32-px images whose pixels hold their own row and column (channels 0 and 1,
+    1-based), augmented as the search does (pad 4, crop, flip), normalised to the raw values; from the centre
+    pixels of every image the draws are read back: dy, dx in 0..8 and the flip."""
+    side, per_class, batch = 32, 640, 64
+    grid = np.zeros((side, side, 3), dtype=np.uint8)
+    grid[..., 0], grid[..., 1] = np.mgrid[1:side + 1, 1:side + 1]
+    labels = np.repeat(np.arange(10), per_class)
+    b = D.ImageBatches(np.broadcast_to(grid, (len(labels), side, side, 3)).copy(), labels, batch_size=batch,
+                       mean=(0.0, 0.0, 0.0), std=(1 / 255,) * 3, augment=True, shuffle=shuffle,
+                       generator=torch.Generator(device=device).manual_seed(seed))
+    draws, orders = {"dy": [], "dx": [], "flip": [], "labels": []}, []
+    for _ in range(epochs):
+        for i, (x, y) in enumerate(b.epoch()):
+            if i == 0:
+                orders.append(b.state_dict()["order"])
+            x = x.cpu()
+            # the centre pixel is inside the original image whatever the shift: row dy + 12, column dx + 12
+            # (dx + 11 when mirrored, read where the column index falls to the right)
+            flip = x[:, 1, 16, 17] < x[:, 1, 16, 16]
+            draws["dy"].append(x[:, 0, 16, 16].long() - 13)
+            draws["dx"].append(x[:, 1, 16, 16].long() - 13 + flip.long())
+            draws["flip"].append(flip.long())
+            draws["labels"].append(y.cpu())
+    return {k: torch.stack(v).numpy() for k, v in draws.items()}, orders  # k: batches x 64
+
+
+def _stream_pvalues(draws, orders):
+    """p-values of the tests a sound stream passes: crops uniform, flips fair, all three independent of each other
+    and of the previous batch's, every batch a random mix of the classes, consecutive epochs' orders unrelated."""
+    from scipy import stats
+
+    def table(a, b, n_a, n_b):
+        return np.histogram2d(a.ravel(), b.ravel(), bins=(n_a, n_b), range=((0, n_a), (0, n_b)))[0]
+
+    dy, dx, flip, labels = draws["dy"], draws["dx"], draws["flip"], draws["labels"]
+    batch_ids = np.repeat(np.arange(len(labels)), labels.shape[1])
+    return {
+        "dy uniform": stats.chisquare(np.bincount(dy.ravel(), minlength=9)).pvalue,
+        "dx uniform": stats.chisquare(np.bincount(dx.ravel(), minlength=9)).pvalue,
+        "flip fair": stats.binomtest(int(flip.sum()), flip.size).pvalue,
+        "dy, dx independent": stats.chi2_contingency(table(dy, dx, 9, 9)).pvalue,
+        "dy, flip independent": stats.chi2_contingency(table(dy, flip, 9, 2)).pvalue,
+        "dx, flip independent": stats.chi2_contingency(table(dx, flip, 9, 2)).pvalue,
+        "dy, next batch's dy independent": stats.chi2_contingency(table(dy[:-1], dy[1:], 9, 9)).pvalue,
+        "classes mixed in every batch": stats.chi2_contingency(table(batch_ids, labels, len(labels), 10)).pvalue,
+        "epoch orders unrelated": stats.spearmanr(orders[0].numpy(), orders[1].numpy()).pvalue,
+    }
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_the_shuffle_crops_and_flips_are_uniform_and_independent(device):
+    draws, orders = _coordinate_batches(device)
+    assert draws["dy"].min() >= 0 and draws["dy"].max() <= 8 and draws["dx"].min() >= 0 and draws["dx"].max() <= 8
+    for order in orders:  # every epoch a permutation of the set
+        assert sorted(order.tolist()) == list(range(6400))
+    pvalues = _stream_pvalues(draws, orders)
+    # fixed seeds, so not flaky; a stream with a real fault gives p-values of about 1e-30 or less
+    assert min(pvalues.values()) > 1e-6, {k: f"{v:.1e}" for k, v in pvalues.items() if v <= 1e-6}
+
+
+def test_the_stream_tests_fail_on_an_unshuffled_or_repeating_stream(monkeypatch):
+    """The tests above can fail: no shuffle leaves the class-sorted batches; a generator that repeats its draw
+    (dx the same numbers as dy) makes the crops dependent."""
+    draws, orders = _coordinate_batches("cpu", shuffle=False)
+    assert _stream_pvalues(draws, orders)["classes mixed in every batch"] < 1e-30
+    real_randint, saved = torch.randint, {}
+
+    def stuck_randint(*args, generator, **kwargs):  # a generator whose state does not advance between two draws
+        if "state" in saved:
+            generator.set_state(saved.pop("state"))
+        else:
+            saved["state"] = generator.get_state()
+        return real_randint(*args, generator=generator, **kwargs)
+
+    monkeypatch.setattr(torch, "randint", stuck_randint)
+    draws, orders = _coordinate_batches("cpu", epochs=2)
+    pvalues = _stream_pvalues(draws, orders)
+    assert pvalues["dy, dx independent"] < 1e-30 and (draws["dy"] == draws["dx"]).all()
+
+
 def test_cutout_zeroes_at_most_a_square_per_image():
     _, b = _batches(n=64, side=8, batch_size=64, augment=True, cutout=4, crop_padding=0)
     x, _ = b.next_batch()

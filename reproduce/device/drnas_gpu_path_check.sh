@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # DrNAS on a GPU, runbook step 1 (results/drnas/GPU.md): does the GPU path search like the CPU path?
 #
-# One device command of at most about 9 minutes (its pieces' limits, 495 s, plus kill grace and packing), sized for a
+# One device command of at most about 9.5 minutes (its pieces' limits, 525 s, plus kill grace and packing), sized for a
 # 15-minute device budget. From the repository root on the device machine, carrying the data pack (`nasrepro data pack
 # .device/data` here first):
 #
@@ -10,17 +10,21 @@
 # Every piece has its own time limit and writes its files after every epoch, so a slow piece costs only itself;
 # after every piece all that is written is packed again into $OUT/gpu_path_check.tar.gz (so even a command cut at
 # its own limit sends back what was done), and the tables are printed at the end. In order of what decides most:
-#   1. the GPU tests, among them the paired CUDA-graph-vs-eager search (same α after every step);
-#   2. the plain paper-scale search, epochs 0-2, seeds 0 and 1, with CUDA graphs (the configured path);
-#   3. seed 0, epoch 0, eager (`cuda_graphs=false`; an eager epoch may take about a minute): graphed and eager
+#   1. the GPU tests, among them the paired CUDA-graph-vs-eager search (same α after every step) and the data
+#      stream on CUDA (shuffle, crops and flips uniform and independent; tests/test_image_data.py);
+#   2. the plain paper-scale search, epochs 0-1, seeds 0 and 1, with CUDA graphs (the configured path);
+#   3. seed 0, epochs 0-1, graphed, TF32 off (`precision=fp32_strict`): the same random numbers as 2's seed 0, so
+#      a gap between the two is TF32's (the real bf16 and fp32 H100 searches trailed alike: GPU.md session 12);
+#   4. seed 0, epoch 0, eager (`cuda_graphs=false`; an eager epoch may take about a minute): graphed and eager
 #      runs of one seed draw the same random numbers, so their train accuracy and α agree within float noise;
-#   4. DARTS ([darts_nb201], graphed), epochs 0-1, seed 0: no Dirichlet sampler at all, so a DARTS supernet that
+#   5. DARTS ([darts_nb201], graphed), epochs 0-1, seed 0: no Dirichlet sampler at all, so a DARTS supernet that
 #      also trails the CPU's and the official run's puts a fault in the shared weight-training path (epoch 0 with
 #      graph capture took 25 s on an H100, later epochs 10.5 s: epoch 1 may be cut by the limit, epoch 0 not);
-#   5. the architecture gradient on the GPU against the CPU (same checkpoint, batches and Dirichlet draws).
+#   6. the architecture gradient on the GPU against the CPU (same checkpoint, batches and Dirichlet draws).
 # The references: the official runs (reproduce/papers/drnas_official_log.py; DrNAS train accuracy 22.6 / 21.9 %
 # after epoch 0, 29.5 / 29.4 % after epoch 1; DARTS 32.3 %, 43.0 %) and the CPU (DrNAS 21.7 / 22.8 % after epoch 0
-# for seeds 0 / 1, close to the official α trajectory through epoch 19; DARTS 32.1 / 43.9 %); the H100 runs had
+# for seeds 0 / 1, close to the official α trajectory through epoch 19; DARTS on the official run's pace and α
+# through the epochs of GPU.md session 12); the H100 runs had
 # DrNAS 19.7-20.2 % and DARTS 30.0 %, 38.5 % after epochs 0 and 1.
 #
 # PYTHON, DEVICE, IMAGES, SET (extra `--set KEY=VALUE` words for every search) and RESULTS are for a smoke run
@@ -44,24 +48,29 @@ log "environment"
 
 if [ "$DEVICE" = cuda ]; then
   log "1. GPU tests"
-  limit 120 $PYTHON -m pytest -q -m gpu -p no:cacheprovider tests/test_drnas.py 2>&1 | tee "$RESULTS/gpu_tests.txt" | tail -25
+  limit 120 $PYTHON -m pytest -q -m gpu -p no:cacheprovider tests/test_drnas.py tests/test_image_data.py 2>&1 \
+    | tee "$RESULTS/gpu_tests.txt" | tail -25
   pack
 fi
 
 CHECK="$PYTHON -m reproduce.drnas_image_check --qualities stored --device $DEVICE --images $IMAGES --out $RESULTS"
-log "2. epochs 0-2 with CUDA graphs, seeds 0 and 1"
-limit 130 $CHECK --epochs 3 --seeds 0,1 $SET
+log "2. epochs 0-1 with CUDA graphs, seeds 0 and 1"
+limit 100 $CHECK --epochs 2 --seeds 0,1 $SET
 pack
-log "3. epoch 0 eager, seed 0"
+log "3. epochs 0-1 with CUDA graphs, TF32 off, seed 0"
+limit 60 $CHECK --epochs 2 --seeds 0 --set precision=fp32_strict $SET
+pack
+log "4. epoch 0 eager, seed 0"
 limit 95 $CHECK --epochs 1 --seeds 0 --set cuda_graphs=false $SET
 pack
 
-log "4. DARTS with CUDA graphs, epochs 0-1, seed 0"
+log "5. DARTS with CUDA graphs, epochs 0-1, seed 0"
 limit 75 $CHECK --epochs 2 --seeds 0 --method darts $SET
 pack
 
-log "5. the architecture gradient, GPU against CPU"
-CKPT=$(ls -d $RESULTS/runs/stored-seed0*/checkpoint.pt 2>/dev/null | grep -v cuda_graphs | head -1)
+log "6. the architecture gradient, GPU against CPU"
+# piece 2's seed-0 checkpoint (after epoch 1), not piece 3's or 4's (their folders name the setting they change)
+CKPT=$(ls -d $RESULTS/runs/stored-seed0*/checkpoint.pt 2>/dev/null | grep -v -e cuda_graphs -e precision | head -1)
 if [ -n "$CKPT" ] && [ "$DEVICE" = cuda ]; then
   limit 75 $PYTHON -m reproduce.drnas_gradient_check "$CKPT" --settings fp32@cpu,fp32@cuda,fp32_strict@cuda \
     --batches 8 --out "$RESULTS"
