@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from algorithms.nn.ops import NB201_OPS, MixedOp, ResNetBasicBlock, channel_shuffle
+from algorithms.nn.ops import NB201_OPS, MixedOp, ResNetBasicBlock, avg_pool_3x3, channel_shuffle
 from benchmarks.nb201 import EDGES, N_EDGES, OPS, NB201Arch
 
 
@@ -110,7 +110,7 @@ class FusedNB201SearchCell(nn.Module):
             r = F.relu(h)
             conv1 = self.bn1x1[src](self.conv1x1[src](r)).split(c, dim=1)
             conv3 = self.bn3x3[src](self.conv3x3[src](r)).split(c, dim=1)
-            pool = F.avg_pool2d(h, 3, stride=1, padding=1, count_include_pad=False)
+            pool = avg_pool_3x3(h)
             for j, e in enumerate(self.out_edges[src]):
                 by_op = {"skip_connect": h, "nor_conv_1x1": conv1[j], "nor_conv_3x3": conv3[j], "avg_pool_3x3": pool}
                 terms[e] = [as_layout(by_op[name]) for name in _SUMMED_OPS]

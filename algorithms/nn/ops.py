@@ -11,7 +11,42 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+
+def avg_pool_3x3(x: torch.Tensor, stride: int = 1) -> torch.Tensor:
+    """The 3x3 average pool of NB201 and DARTS: padding 1, the padding not counted.
+
+    torch's CUDA backward for a channels_last input with padding > 0 returns wrong input gradients without any
+    error: its NHWC kernel leaves the padding out of the pixel coordinates, so the gradient lands about a pixel off
+    (pytorch/pytorch#188344, 2026; the same gap was reported as #107201 in 2023). Forward results are right, so
+    only training shows it: our H100 searches (channels_last) learned slower than the same code on the CPU.
+    A channels_last input on CUDA is therefore pooled in NCHW layout (one copy each way); elsewhere the kernel
+    is right and runs as it is."""
+    if x.is_cuda and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        return _avg_pool_3x3_nchw(x, stride)
+    return F.avg_pool2d(x, 3, stride=stride, padding=1, count_include_pad=False)
+
+
+def _avg_pool_3x3_nchw(x: torch.Tensor, stride: int) -> torch.Tensor:
+    """:func:`avg_pool_3x3` computed on an NCHW copy, the result back in ``x``'s channels_last layout."""
+    out = F.avg_pool2d(x.contiguous(), 3, stride=stride, padding=1, count_include_pad=False)
+    return out.contiguous(memory_format=torch.channels_last)
+
+
+class AvgPool3x3(nn.Module):
+    """:func:`avg_pool_3x3` as a module (no parameters, like the ``nn.AvgPool2d`` it stands in for)."""
+
+    def __init__(self, stride: int = 1):
+        super().__init__()
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return avg_pool_3x3(x, self.stride)
+
+    def extra_repr(self) -> str:
+        return f"stride={self.stride}"
 
 
 class ReLUConvBN(nn.Sequential):
@@ -95,7 +130,7 @@ def _skip(C: int, stride: int, affine: bool) -> nn.Module:
 #: DARTS ops: ``OPS[name](C, stride, affine)``; channels in == channels out.
 OPS: dict[str, Callable[[int, int, bool], nn.Module]] = {
     "none": lambda C, stride, affine: Zero(stride),
-    "avg_pool_3x3": lambda C, stride, affine: nn.AvgPool2d(3, stride=stride, padding=1, count_include_pad=False),
+    "avg_pool_3x3": lambda C, stride, affine: AvgPool3x3(stride),
     "max_pool_3x3": lambda C, stride, affine: nn.MaxPool2d(3, stride=stride, padding=1),
     "skip_connect": _skip,
     "sep_conv_3x3": lambda C, stride, affine: SepConv(C, C, 3, stride, 1, affine),
@@ -116,7 +151,7 @@ class NB201Pool(nn.Module):
     def __init__(self, C_in: int, C_out: int, stride: int, affine: bool):
         super().__init__()
         self.preprocess = None if C_in == C_out else ReLUConvBN(C_in, C_out, 1, 1, 0, affine)
-        self.pool = nn.AvgPool2d(3, stride=stride, padding=1, count_include_pad=False)
+        self.pool = AvgPool3x3(stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pool(x if self.preprocess is None else self.preprocess(x))

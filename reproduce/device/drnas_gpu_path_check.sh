@@ -10,11 +10,15 @@
 # Every piece has its own time limit and writes its files after every epoch, so a slow piece costs only itself;
 # after every piece all that is written is packed again into $OUT/gpu_path_check.tar.gz (so even a command cut at
 # its own limit sends back what was done), and the tables are printed at the end. In order of what decides most:
-#   1. the GPU tests, among them the paired CUDA-graph-vs-eager search (same α after every step) and the data
-#      stream on CUDA (shuffle, crops and flips uniform and independent; tests/test_image_data.py);
-#   2. the plain paper-scale search, epochs 0-1, seeds 0 and 1, with CUDA graphs (the configured path);
-#   3. seed 0, epochs 0-1, graphed, TF32 off (`precision=fp32_strict`): the same random numbers as 2's seed 0, so
-#      a gap between the two is TF32's (the real bf16 and fp32 H100 searches trailed alike: GPU.md session 12);
+#   1. the GPU tests, among them the paired CUDA-graph-vs-eager search (same α after every step), the data
+#      stream on CUDA (shuffle, crops and flips uniform and independent; tests/test_image_data.py) and the 3x3
+#      average pool (tests/test_supernet.py): torch's CUDA channels_last backward with padding is wrong
+#      (pytorch/pytorch#188344), our pool routes around it since session 12, and an xfail line records how far off
+#      torch's own kernel is on this machine and what it does to the supernet's weight gradient;
+#   2. the plain paper-scale search, epochs 0-1, seeds 0 and 1, with CUDA graphs (the configured path, with the
+#      guarded pool: the searches before session 12 ran torch's pool and trailed);
+#   3. seed 0, epochs 0-1, graphed, NCHW (`channels_last=false`): the same random numbers as 2's seed 0 on torch's
+#      NCHW kernels, so 2 and 3 agree unless a channels_last kernel other than the pool is wrong too;
 #   4. seed 0, epoch 0, eager (`cuda_graphs=false`; an eager epoch may take about a minute): graphed and eager
 #      runs of one seed draw the same random numbers, so their train accuracy and α agree within float noise;
 #   5. DARTS ([darts_nb201], graphed), epochs 0-1, seed 0: no Dirichlet sampler at all, so a DARTS supernet that
@@ -48,7 +52,8 @@ log "environment"
 
 if [ "$DEVICE" = cuda ]; then
   log "1. GPU tests"
-  limit 120 $PYTHON -m pytest -q -m gpu -p no:cacheprovider tests/test_drnas.py tests/test_image_data.py 2>&1 \
+  limit 120 $PYTHON -m pytest -q -rxs -m gpu -p no:cacheprovider tests/test_drnas.py tests/test_image_data.py \
+    tests/test_supernet.py 2>&1 \
     | tee "$RESULTS/gpu_tests.txt" | tail -25
   pack
 fi
@@ -57,8 +62,8 @@ CHECK="$PYTHON -m reproduce.drnas_image_check --qualities stored --device $DEVIC
 log "2. epochs 0-1 with CUDA graphs, seeds 0 and 1"
 limit 100 $CHECK --epochs 2 --seeds 0,1 $SET
 pack
-log "3. epochs 0-1 with CUDA graphs, TF32 off, seed 0"
-limit 60 $CHECK --epochs 2 --seeds 0 --set precision=fp32_strict $SET
+log "3. epochs 0-1 with CUDA graphs, NCHW, seed 0"
+limit 60 $CHECK --epochs 2 --seeds 0 --set channels_last=false $SET
 pack
 log "4. epoch 0 eager, seed 0"
 limit 95 $CHECK --epochs 1 --seeds 0 --set cuda_graphs=false $SET
@@ -70,7 +75,7 @@ pack
 
 log "6. the architecture gradient, GPU against CPU"
 # piece 2's seed-0 checkpoint (after epoch 1), not piece 3's or 4's (their folders name the setting they change)
-CKPT=$(ls -d $RESULTS/runs/stored-seed0*/checkpoint.pt 2>/dev/null | grep -v -e cuda_graphs -e precision | head -1)
+CKPT=$(ls -d $RESULTS/runs/stored-seed0*/checkpoint.pt 2>/dev/null | grep -v -e cuda_graphs -e channels_last | head -1)
 if [ -n "$CKPT" ] && [ "$DEVICE" = cuda ]; then
   limit 75 $PYTHON -m reproduce.drnas_gradient_check "$CKPT" --settings fp32@cpu,fp32@cuda,fp32_strict@cuda \
     --batches 8 --out "$RESULTS"
