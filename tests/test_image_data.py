@@ -309,8 +309,8 @@ def _coordinate_batches(device, shuffle=True, epochs=2, seed=123):
             # the centre pixel is inside the original image whatever the shift: row dy + 12, column dx + 12
             # (dx + 11 when mirrored, read where the column index falls to the right)
             flip = x[:, 1, 16, 17] < x[:, 1, 16, 16]
-            draws["dy"].append(x[:, 0, 16, 16].long() - 13)
-            draws["dx"].append(x[:, 1, 16, 16].long() - 13 + flip.long())
+            draws["dy"].append(x[:, 0, 16, 16].round().long() - 13)
+            draws["dx"].append(x[:, 1, 16, 16].round().long() - 13 + flip.long())
             draws["flip"].append(flip.long())
             draws["labels"].append(y.cpu())
     return {k: torch.stack(v).numpy() for k, v in draws.items()}, orders  # k: batches x 64
@@ -346,7 +346,7 @@ def test_the_shuffle_crops_and_flips_are_uniform_and_independent(device):
     for order in orders:  # every epoch a permutation of the set
         assert sorted(order.tolist()) == list(range(6400))
     pvalues = _stream_pvalues(draws, orders)
-    # fixed seeds, so not flaky; a stream with a real fault gives p-values of about 1e-30 or less
+    # fixed seeds, so not flaky (the smallest of the p-values over 30 seeds was 4e-4); a gross fault gives 1e-30
     assert min(pvalues.values()) > 1e-6, {k: f"{v:.1e}" for k, v in pvalues.items() if v <= 1e-6}
 
 

@@ -358,6 +358,19 @@ def test_the_nchw_route_of_the_pool_is_the_pool_forward_and_backward(stride):
     assert _avg_pool_3x3_nchw(_pool_input(stride=stride), stride).is_contiguous(memory_format=torch.channels_last)
 
 
+def test_the_guard_knows_what_torch_pools_as_channels_last():
+    """torch picks its NHWC pooling kernel for every tensor whose channels are innermost, a channel slice of a
+    channels_last tensor (partial channels) included; the guard must route exactly those."""
+    from algorithms.nn.ops import _channels_innermost
+
+    nchw = torch.randn(2, 16, 8, 8)
+    nhwc = nchw.contiguous(memory_format=torch.channels_last)
+    assert _channels_innermost(nhwc) and _channels_innermost(nhwc[:, :4])
+    assert not _channels_innermost(nchw) and not _channels_innermost(nchw[:, :4])
+    # what torch itself does with the slice: its pooled output comes back channels_last
+    assert _torch_pool(nhwc[:, :4], 1).is_contiguous(memory_format=torch.channels_last)
+
+
 def test_every_3x3_average_pool_goes_through_the_guarded_pool(monkeypatch):
     """No network builds a padded nn.AvgPool2d (whose CUDA channels_last backward is wrong); the fused NB201 cell
     calls the guarded function for each of its three source nodes."""
@@ -383,11 +396,15 @@ def test_every_3x3_average_pool_goes_through_the_guarded_pool(monkeypatch):
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("stride", [1, 2])
-def test_the_guarded_pool_on_cuda_channels_last_is_the_cpus(stride):
+@pytest.mark.parametrize("channel_slice", [False, True])
+def test_the_guarded_pool_on_cuda_channels_last_is_the_cpus(stride, channel_slice):
     from algorithms.nn.ops import avg_pool_3x3
 
-    out, grad = _pool_grad(avg_pool_3x3, _pool_input("cuda", stride), stride)
-    reference_out, reference_grad = _pool_grad(_torch_pool, _pool_input("cpu", stride), stride)
+    def sliced(pool):  # the first 4 channels, as a partial-channel op pools them
+        return (lambda x, s: pool(x[:, :4], s)) if channel_slice else pool
+
+    out, grad = _pool_grad(sliced(avg_pool_3x3), _pool_input("cuda", stride), stride)
+    reference_out, reference_grad = _pool_grad(sliced(_torch_pool), _pool_input("cpu", stride), stride)
     torch.testing.assert_close(out, reference_out, rtol=0, atol=1e-10)
     torch.testing.assert_close(grad, reference_grad, rtol=0, atol=1e-10)
 

@@ -22,15 +22,23 @@ def avg_pool_3x3(x: torch.Tensor, stride: int = 1) -> torch.Tensor:
     error: its NHWC kernel leaves the padding out of the pixel coordinates, so the gradient lands about a pixel off
     (pytorch/pytorch#188344, 2026; the same gap was reported as #107201 in 2023). Forward results are right, so
     only training shows it: our H100 searches (channels_last) learned slower than the same code on the CPU.
-    A channels_last input on CUDA is therefore pooled in NCHW layout (one copy each way); elsewhere the kernel
-    is right and runs as it is."""
-    if x.is_cuda and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+    A CUDA input that torch would pool with that kernel (channels innermost: channels_last, or a channel slice of
+    it, as partial channels make) is therefore pooled in NCHW layout (one copy each way); elsewhere the kernel is
+    right and runs as it is."""
+    if x.is_cuda and _channels_innermost(x):
         return _avg_pool_3x3_nchw(x, stride)
     return F.avg_pool2d(x, 3, stride=stride, padding=1, count_include_pad=False)
 
 
+def _channels_innermost(x: torch.Tensor) -> bool:
+    """Whether torch takes ``x`` (N, C, H, W) for channels_last, as its pooling kernels choose their layout: the
+    channels are the innermost dimension. True for a channel slice of a channels_last tensor too, which
+    ``is_contiguous(memory_format=torch.channels_last)`` is not."""
+    return x.dim() == 4 and x.shape[1] > 1 and x.shape[2] * x.shape[3] > 1 and x.stride(1) == 1
+
+
 def _avg_pool_3x3_nchw(x: torch.Tensor, stride: int) -> torch.Tensor:
-    """:func:`avg_pool_3x3` computed on an NCHW copy, the result back in ``x``'s channels_last layout."""
+    """:func:`avg_pool_3x3` computed on an NCHW copy, the result back in channels_last layout."""
     out = F.avg_pool2d(x.contiguous(), 3, stride=stride, padding=1, count_include_pad=False)
     return out.contiguous(memory_format=torch.channels_last)
 

@@ -74,7 +74,8 @@ limit 75 $CHECK --epochs 2 --seeds 0 --method darts $SET
 pack
 
 log "6. the architecture gradient, GPU against CPU"
-# piece 2's seed-0 checkpoint (after epoch 1), not piece 3's or 4's (their folders name the setting they change)
+# piece 2's seed-0 checkpoint (after its last finished epoch), not piece 3's or 4's (their folders name the
+# setting they change)
 CKPT=$(ls -d $RESULTS/runs/stored-seed0*/checkpoint.pt 2>/dev/null | grep -v -e cuda_graphs -e channels_last | head -1)
 if [ -n "$CKPT" ] && [ "$DEVICE" = cuda ]; then
   limit 75 $PYTHON -m reproduce.drnas_gradient_check "$CKPT" --settings fp32@cpu,fp32@cuda,fp32_strict@cuda \
