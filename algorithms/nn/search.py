@@ -42,6 +42,7 @@ from tqdm import tqdm
 from algorithms.base import OneShotOptimizer
 from algorithms import constructor_keys, read_config_file
 from algorithms.nn.ops import widen_mixed_ops
+from algorithms.nn.pool_bug import EmulateCudaPoolBug
 from algorithms.nn.tf32 import EmulateTF32Convolutions
 from nasrepro.errors import CheckpointError, ConfigError
 from nasrepro.io import atomic_path, atomic_write_json
@@ -79,7 +80,8 @@ class SupernetSearch(OneShotOptimizer):
                  arch_weight_decay: float, alpha_init_std: float, train_portion: float, image_size: int,
                  train_subset: int, sample_archs: int, precision: str, channels_last: bool,
                  cudnn_benchmark: bool, compile: bool, cuda_graphs: bool = False,
-                 fused_cells: bool | list[bool] = False, stage_lr: str = "continue"):
+                 fused_cells: bool | list[bool] = False, stage_lr: str = "continue",
+                 emulate_cuda_pool_bug: bool = False):
         if space not in SPACES:
             raise ConfigError(f"{self.name}: space must be one of {', '.join(SPACES)}, got {space!r}")
         lengths = {len(stage_epochs), len(partial_k), len(num_keep), len(arch_warmup_epochs)}
@@ -102,6 +104,10 @@ class SupernetSearch(OneShotOptimizer):
         self.arch_lr, self.arch_betas, self.arch_weight_decay = arch_lr, tuple(arch_betas), arch_weight_decay
         self.alpha_init_std, self.stage_lr = alpha_init_std, stage_lr
         self.precision, self.channels_last = precision, channels_last
+        if not isinstance(emulate_cuda_pool_bug, bool):
+            raise ConfigError(f"{self.name}: emulate_cuda_pool_bug must be true or false")
+        # a diagnostic (algorithms/nn/pool_bug.py): the padded pools' backward as torch's buggy NHWC CUDA kernel
+        self.emulate_cuda_pool_bug = emulate_cuda_pool_bug
         self.cudnn_benchmark, self.compile = cudnn_benchmark, compile
         if cuda_graphs and self.hard_forward:
             raise ConfigError(f"{self.name}: cuda_graphs needs the same ops every step (not a hard forward)")
@@ -280,7 +286,15 @@ class SupernetSearch(OneShotOptimizer):
         return out
 
     def _precision_context(self):
-        """bf16 autocast, the TF32 emulation, or nothing (fp32)."""
+        """bf16 autocast, the TF32 emulation, or nothing (fp32); inside the pool-bug emulation if it is on."""
+        if self.emulate_cuda_pool_bug:
+            stack = contextlib.ExitStack()
+            stack.enter_context(EmulateCudaPoolBug())
+            stack.enter_context(self._numeric_context())
+            return stack
+        return self._numeric_context()
+
+    def _numeric_context(self):
         if self.precision == "bf16" and self.device.type == "cuda":
             # no weight-cast cache: a cached cast would go stale inside a replayed CUDA graph
             return torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=not self._graphed())
