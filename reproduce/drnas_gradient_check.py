@@ -15,6 +15,11 @@ lives with.
 
     python -m reproduce.drnas_gradient_check results/drnas/image_check_cpu/runs/stored-seed0/checkpoint.pt
     python -m reproduce.drnas_gradient_check CKPT --settings fp32@cpu,fp32@cuda,fp32_strict@cuda  # a GPU vs a CPU
+    python -m reproduce.drnas_gradient_check CKPT --settings fp32,fp32+pool_bug  # torch's CUDA pool bug, emulated
+
+A ``+pool_bug`` setting computes the padded 3x3 pools' backward as torch's channels_last CUDA kernel did before
+its fix (pytorch/pytorch#188344; algorithms/nn/pool_bug.py); without it the pools are exact, whatever the
+checkpoint's search used.
 """
 from __future__ import annotations
 
@@ -35,22 +40,25 @@ from nasrepro.errors import ConfigError, NasReproError
 from nasrepro.io import atomic_write_json, atomic_write_text
 
 RESAMPLED = "first row, another draw"  # the first setting with a second Dirichlet draw: the noise reference
+POOL_BUG = "+pool_bug"  # a setting suffix: torch's CUDA channels_last pool backward bug, emulated
 
 
-def parse_setting(setting: str, default_device: str) -> tuple[str, str]:
-    """``fp32@cuda`` -> ("fp32", "cuda"); ``fp32`` -> ("fp32", default_device)."""
+def parse_setting(setting: str, default_device: str) -> tuple[str, str, bool]:
+    """``fp32@cuda`` -> ("fp32", "cuda", False); ``fp32+pool_bug`` -> ("fp32", default_device, True): the
+    precision, the device, and whether torch's CUDA pool bug is emulated."""
     from algorithms.nn.search import PRECISIONS
 
-    precision, _, device = setting.partition("@")
+    numerics, _, device = setting.partition("@")
+    precision, pool_bug = numerics.removesuffix(POOL_BUG), numerics.endswith(POOL_BUG)
     device = device or default_device
     if precision not in PRECISIONS or not device:
-        raise ConfigError(f"--settings: each is a precision ({', '.join(PRECISIONS)}), optionally @device, "
-                          f"got {setting!r}")
+        raise ConfigError(f"--settings: each is a precision ({', '.join(PRECISIONS)}), optionally {POOL_BUG} "
+                          f"and @device, got {setting!r}")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"--settings {setting}: no CUDA GPU here")
     if not (device == "cpu" or device.startswith("cuda")):
         raise ConfigError(f"--settings {setting}: the device must be cpu or cuda")
-    return precision, device
+    return precision, device, pool_bug
 
 
 def gradient_check(checkpoint: Path, settings: list[str], batches: int, device: str, progress: bool = True) -> dict:
@@ -73,8 +81,9 @@ def gradient_check(checkpoint: Path, settings: list[str], batches: int, device: 
         arrays = dataclasses.replace(arrays, x_train=reencode_jpeg(arrays.x_train, identity["jpeg_quality"]))
 
     searches = {}
-    for setting, (precision, setting_device) in parsed.items():
-        search = make_search(DrNAS, {**identity["hparams"], "precision": precision}, identity["seed"])
+    for setting, (precision, setting_device, pool_bug) in parsed.items():
+        search = make_search(DrNAS, {**identity["hparams"], "precision": precision,
+                                     "emulate_cuda_pool_bug": pool_bug}, identity["seed"])
         search.adapt_search_space("nb201", identity["dataset"], num_classes=arrays.num_classes,
                                   device=setting_device)
         # the checkpoint's Dirichlet generator may be another device's (a GPU run checked on the CPU); every
@@ -120,7 +129,8 @@ def gradient_check(checkpoint: Path, settings: list[str], batches: int, device: 
         rows.append(row)
     devices = dict.fromkeys(device_name(search.device) for search in searches.values())
     return {"date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "device": " and ".join(devices),
-            "settings": {setting: {"precision": p, "device": device_name(d)} for setting, (p, d) in parsed.items()},
+            "settings": {setting: {"precision": p, "device": device_name(d), "cuda_pool_bug_emulated": bug}
+                         for setting, (p, d, bug) in parsed.items()},
             "checkpoint": str(checkpoint), "epochs_done": int(state["next_epoch"]), "seed": identity["seed"],
             "images": image_source(identity["images"]), "jpeg_quality": identity.get("jpeg_quality"),
             "batches": batches, "batch_size": identity["hparams"]["batch_size"], "rows": rows}
@@ -167,8 +177,9 @@ def main(argv: list[str] | None = None) -> int:
                                      description=__doc__.split("\n")[0])
     parser.add_argument("checkpoint", type=Path, help="checkpoint.pt of a plain DrNAS NB201 search")
     parser.add_argument("--settings", "--precisions", dest="settings", default="fp32,tf32_emulated",
-                        help="comma-separated precisions, each optionally @cpu or @cuda (else --device); the first "
-                             "is the reference (default fp32,tf32_emulated)")
+                        help=f"comma-separated precisions, each optionally {POOL_BUG} (torch's CUDA pool bug "
+                             "emulated) and @cpu or @cuda (else --device); the first is the reference "
+                             "(default fp32,tf32_emulated)")
     parser.add_argument("--batches", type=int, default=40, help="architecture-half batches (default 40)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", type=Path, default=Path("results/drnas/gradient_check"))
@@ -187,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     run = args.checkpoint.parent.name
     # file names take letters, digits, '.', '_' and '-' (what a device run can send back)
-    names = "-".join(re.sub(r"[^A-Za-z0-9_.]", "_", s.replace("@", "_on_")) for s in settings)
+    names = "-".join(re.sub(r"[^A-Za-z0-9_.]", "_", s.replace("@", "_on_").replace("+", "_")) for s in settings)
     default_device = "" if all("@" in s for s in settings) else f"-{args.device.split(':')[0]}"
     stem = args.out / f"{run}-epochs{result['epochs_done']}-{names}{default_device}"
     try:

@@ -74,9 +74,19 @@ def test_settings_on_devices_pair_their_draws_and_name_the_files(tiny_checkpoint
     result = json.loads((tmp_path / "stored-seed0-cifar10-subset-epochs1-fp32_on_cpu-fp32-cpu.json").read_text())
     same = result["rows"][1]
     assert same["setting"] == "fp32" and all(m == 0 for m, _ in same["paired_difference"].values())
-    assert result["settings"]["fp32@cpu"] == {"precision": "fp32", "device": "cpu"}
+    assert result["settings"]["fp32@cpu"] == {"precision": "fp32", "device": "cpu", "cuda_pool_bug_emulated": False}
     assert main(argv[:1] + ["--settings", "fp32@cpu,tf32_emulated@cpu"] + argv[3:]) == 0
     assert (tmp_path / "stored-seed0-cifar10-subset-epochs1-fp32_on_cpu-tf32_emulated_on_cpu.md").is_file()
+
+
+def test_the_pool_bug_setting_changes_the_gradient(tiny_checkpoint, tmp_path, one_torch_thread):
+    argv = [str(tiny_checkpoint), "--settings", "fp32,fp32+pool_bug", "--batches", "2", "--device", "cpu",
+            "--out", str(tmp_path)]
+    assert main(argv) == 0
+    result = json.loads((tmp_path / "stored-seed0-cifar10-subset-epochs1-fp32-fp32_pool_bug-cpu.json").read_text())
+    assert result["settings"]["fp32+pool_bug"]["cuda_pool_bug_emulated"] is True
+    bugged = result["rows"][1]
+    assert bugged["setting"] == "fp32+pool_bug" and bugged["cosine_weights"]["mean"] < 1 - 1e-6
 
 
 def test_a_checkpoint_from_another_device_is_checked(tiny_checkpoint, tmp_path, one_torch_thread):
