@@ -21,8 +21,9 @@ def avg_pool_3x3(x: torch.Tensor, stride: int = 1) -> torch.Tensor:
     torch's CUDA backward for a channels_last input with padding > 0 returns wrong input gradients without any
     error: its NHWC kernel leaves the padding out of the pixel coordinates, so the gradient lands about a pixel off
     (pytorch/pytorch#188344, 2026; the same gap was reported as #107201 in 2023). Forward results are right, so
-    only training shows it: our H100 searches ran channels_last and learned slower than the same code on the CPU,
-    most likely for this reason (results/drnas/GPU.md, session 12).
+    only training shows it: our H100 searches ran channels_last and learned slower than the same code on the CPU;
+    the bug emulated on the CPU (algorithms/nn/pool_bug.py) slows the CPU searches to the H100 runs' pace
+    (results/drnas/GPU.md, session 13).
     A CUDA input that torch would pool with that kernel (channels innermost: channels_last, or a channel slice of
     it, as partial channels make) is therefore pooled in NCHW layout (one copy each way); elsewhere the kernel is
     right and runs as it is."""
