@@ -34,6 +34,17 @@ def tiny_search(cls=DrNAS, section="drnas_nb201", seed=0, **overrides):
     return search, hparams
 
 
+def alpha_after_steps(steps: int = 3, **overrides) -> torch.Tensor:
+    """The cell's α after ``steps`` steps of a tiny search: the same seeds and batches for any ``overrides``, so
+    two settings' results are paired."""
+    search, _ = tiny_search(**overrides)
+    train, valid = search_data(search, tiny_arrays(), 0)
+    search.new_epoch(0)
+    for _ in range(steps):
+        assert torch.isfinite(search.step(train.next_batch(), valid.next_batch())["train_loss"])
+    return search.alphas["cell"].detach().clone()
+
+
 # -- Dirichlet sampling -------------------------------------------------------------------------------------
 def test_dirichlet_samples_lie_on_the_simplex_with_the_right_shape():
     g = torch.Generator().manual_seed(0)
