@@ -13,6 +13,7 @@ from scipy import special
 from algorithms.drnas import DrNAS, concentration, dirichlet_rsample
 from algorithms import CONFIG_DIR
 from algorithms.nn.search import load_hparams, make_search, run_search, search_data
+from algorithms.nn.train import resolve_genotype
 from algorithms.oneshot_baselines import DARTS, GDAS
 from nasrepro.errors import CheckpointError, ConfigError
 
@@ -284,7 +285,19 @@ def test_only_runs_the_selected_searches_and_reports_the_rest_as_not_run(tmp_pat
     Path(darts_job["out"]).mkdir(parents=True)
     earlier = {k: v for k, v in fake_result(darts_job).items() if k != "job"}
     (Path(darts_job["out"]) / "result.json").write_text(json.dumps(earlier))
+    # a DARTS-space search finished earlier: its genotype is reported with its size at the evaluation scale
+    space_job = {"kind": "darts", "method": "drnas", "section": "drnas_darts",
+                 "overrides": {k: v for k, v in load_hparams("drnas", "scale_quick_darts").items() if k != "seeds"},
+                 "seed": 0, "dataset": "cifar10", "images": "cifar10-subset", "device": "cpu",
+                 "out": str(tmp_path / "runs" / "cifar10-drnas_darts-seed0")}
+    Path(space_job["out"]).mkdir(parents=True)
+    published = resolve_genotype("DrNAS_cifar10")  # 4.10 M parameters at 36 channels / 20 cells (paper: 4.1 M)
+    space_result = {**fake_result(space_job), "final_architecture": repr(published)}
+    (Path(space_job["out"]) / "result.json").write_text(json.dumps({k: v for k, v in space_result.items() if k != "job"}))
     headline = Headline.read(paper.run("quick", tmp_path, only="cifar10-drnas_nb201_progressive-seed*"))
+    space_row = next(r for r in headline.rows if r.claim.startswith("DARTS space"))
+    assert space_row.ours == f"{published!r}, 4.10 M params at 36 channels / 20 cells"
+    assert space_row.paper.endswith("4.1 M params") and "nasrepro train-eval" in space_row.note
     assert sorted(ran) == ["cifar10-drnas_nb201_progressive-seed0", "cifar10-drnas_nb201_progressive-seed1",
                           "cifar10-drnas_nb201_progressive-seed2"]
     rows = {r.claim.split(": ")[1].split(" derived")[0]: r for r in headline.rows if "cifar10:" in r.claim}

@@ -409,6 +409,60 @@ def test_the_guarded_pool_on_cuda_channels_last_is_the_cpus(stride, channel_slic
     torch.testing.assert_close(grad, reference_grad, rtol=0, atol=1e-10)
 
 
+def _small_network(kind):
+    """A small network of ``kind`` in float64 and its loss on a batch: ``(model, x, y) -> loss``."""
+    from algorithms.nn.darts_net import NetworkCIFAR
+    from algorithms.nn.train import resolve_genotype
+
+    torch.manual_seed(0)
+    if kind == "nb201_partial":  # the progressive NB201 search: channel slices through the mixed op, then shuffle
+        network = NB201Supernet(8, 2, partial_k=4).double()
+        weights = {"cell": torch.softmax(torch.randn(6, 5, dtype=torch.float64), -1)}
+        return network, lambda model, x, y: torch.nn.functional.cross_entropy(
+            model(x, {"cell": weights["cell"].to(x.device)}), y)
+    if kind.startswith("supernet"):
+        network = DartsSupernet(8, 5, partial_k=4 if kind.endswith("partial") else 1).double()
+        weights = {k: torch.softmax(torch.randn(14, network.n_ops, dtype=torch.float64), -1) for k in ("normal", "reduce")}
+        return network, lambda model, x, y: torch.nn.functional.cross_entropy(
+            model(x, {k: w.to(x.device) for k, w in weights.items()}), y)
+    genotype = resolve_genotype(kind)  # DrNAS_cifar10 (sep/dil convs, max pool) or DARTS_V2 (max pools in reduce)
+    network = NetworkCIFAR(genotype, 8, 10, 5, auxiliary=True).double()
+
+    def loss(model, x, y):
+        logits, logits_aux = model(x)
+        return torch.nn.functional.cross_entropy(logits, y) + 0.4 * torch.nn.functional.cross_entropy(logits_aux, y)
+    return network, loss
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("kind", ["nb201_partial", "supernet", "supernet_partial", "DrNAS_cifar10", "DARTS_V2"])
+def test_networks_on_cuda_channels_last_have_the_cpus_weight_gradients(kind):
+    """The GPU path of the progressive NB201 supernet and the DARTS-space search and evaluation networks
+    (channels_last, as the searches and ``nasrepro train-eval`` run on CUDA; "supernet" is the DARTS-space one)
+    against the CPU's NCHW path, in float64 on one batch: every kernel they use (separable and dilated convs,
+    padded max and average pools, partial channels and their shuffle, the auxiliary head) must give the CPU's
+    weight gradient. pytorch#188344 hid in one such kernel for months."""
+    network, loss = _small_network(kind)
+    x = torch.randn(8, 3, 32, 32, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    y = torch.randint(0, 10, (8,), generator=torch.Generator().manual_seed(2))
+
+    def weight_gradient(device, channels_last):
+        model = network.to(device)
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        model.zero_grad()
+        inputs = x.to(device)
+        loss(model, inputs.contiguous(memory_format=torch.channels_last) if channels_last else inputs,
+             y.to(device)).backward()
+        return torch.cat([p.grad.flatten().cpu() for p in model.parameters() if p.grad is not None])
+
+    reference = weight_gradient("cpu", channels_last=False)
+    on_cuda = weight_gradient("cuda", channels_last=True)
+    assert torch.nn.functional.cosine_similarity(on_cuda, reference, dim=0).item() > 0.999999
+    assert (on_cuda - reference).abs().max().item() <= 1e-6 * reference.abs().max().item()
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_whether_this_torch_has_the_nhwc_pool_bug_and_what_it_does_to_the_supernet(monkeypatch):

@@ -99,6 +99,15 @@ def resolve_genotype(name_or_string: str, path: str | Path = CONFIG_PATH):
     return as_genotype(name_or_string)
 
 
+def evaluation_params_mb(genotype: str, section: str = "full", num_classes: int = 10) -> float:
+    """Parameters (millions, auxiliary head excluded) of ``genotype`` (a published name or a genotype string) built
+    at the size of ``darts_eval.toml [section]``: the number the DARTS-family papers print beside a cell's error."""
+    config = load_train_config(section)
+    model = build_network(resolve_genotype(genotype), init_channels=config.init_channels, layers=config.layers,
+                          num_classes=num_classes, auxiliary=False, seed=0)
+    return count_parameters_mb(model)
+
+
 def _read_toml(path: str | Path) -> dict:
     try:
         with open(path, "rb") as fh:
