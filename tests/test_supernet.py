@@ -1,10 +1,12 @@
 """The supernet stack: ops, mixing, NB201 / DARTS search networks, derivation, progressive widening."""
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from algorithms.nn.darts_supernet import DartsSupernet
 from algorithms.nn.nb201_supernet import FusedNB201SearchCell, NB201SearchCell, NB201Supernet
@@ -190,7 +192,7 @@ def test_gdas_hard_forward_runs_one_op_per_edge():
         for i, op in enumerate(mixed.ops):
             op.register_forward_hook(lambda mod, inp, out, i=i, mixed=mixed: calls.append((id(mixed), i)))
     weights, hard = search.mixing_weights("cell")
-    assert torch.equal(weights.detach(), torch.nn.functional.one_hot(torch.tensor(hard), 5).float())
+    assert torch.equal(weights.detach(), F.one_hot(torch.tensor(hard), 5).float())
     search.model(torch.randn(2, 3, 8, 8), {"cell": weights}, {"cell": hard})
     per_edge = {}
     for edge, op in calls:
@@ -344,7 +346,7 @@ def _pool_grad(pool, x, stride):
 
 
 def _torch_pool(x, stride):
-    return torch.nn.functional.avg_pool2d(x, 3, stride=stride, padding=1, count_include_pad=False)
+    return F.avg_pool2d(x, 3, stride=stride, padding=1, count_include_pad=False)
 
 
 @pytest.mark.parametrize("stride", [1, 2])
@@ -409,67 +411,153 @@ def test_the_guarded_pool_on_cuda_channels_last_is_the_cpus(stride, channel_slic
     torch.testing.assert_close(grad, reference_grad, rtol=0, atol=1e-10)
 
 
+def _relative_error(gradient, reference):
+    return ((gradient - reference).norm() / reference.norm()).item()
+
+
+#: padded max pools (DARTS's max_pool_3x3), the NB201 residual block's 2x2 pool, the auxiliary head's 5x5 pool, the
+#: global pool: their CUDA channels_last kernels are checked exactly, in float64, as the average pool above
+OTHER_POOLS = {"max3x3_s1": lambda: torch.nn.MaxPool2d(3, 1, padding=1), "max3x3_s2": lambda: torch.nn.MaxPool2d(3, 2, padding=1),
+               "avg2x2_s2": lambda: torch.nn.AvgPool2d(2, 2), "aux5x5_s3": lambda: torch.nn.AvgPool2d(5, 3, count_include_pad=False),
+               "global": lambda: torch.nn.AdaptiveAvgPool2d(1)}
+#: convolutions of the NB201 and DARTS ops (stem, 1x1, 3x3, strided, separable's depthwise 3x3 / 5x5, dilated)
+CONVOLUTIONS = {"stem": dict(in_channels=3, out_channels=16, kernel_size=3, padding=1),
+                "1x1": dict(in_channels=16, out_channels=16, kernel_size=1),
+                "3x3_s2": dict(in_channels=16, out_channels=32, kernel_size=3, stride=2, padding=1),
+                "depthwise3x3": dict(in_channels=16, out_channels=16, kernel_size=3, padding=1, groups=16),
+                "depthwise5x5_s2": dict(in_channels=16, out_channels=16, kernel_size=5, stride=2, padding=2, groups=16),
+                "dilated3x3": dict(in_channels=16, out_channels=16, kernel_size=3, padding=2, dilation=2, groups=16),
+                "dilated5x5": dict(in_channels=16, out_channels=16, kernel_size=5, padding=4, dilation=2, groups=16)}
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("name", list(OTHER_POOLS))
+@pytest.mark.parametrize("channel_slice", [False, True])
+def test_the_other_pools_on_cuda_channels_last_are_the_cpus(name, channel_slice):
+    def pooled(x, stride):  # stride is _pool_grad's; the pool has its own
+        return OTHER_POOLS[name]()(x[:, :4] if channel_slice else x)
+
+    out, grad = _pool_grad(pooled, _pool_input("cuda"), 1)
+    reference_out, reference_grad = _pool_grad(pooled, _pool_input("cpu"), 1)
+    torch.testing.assert_close(out, reference_out, rtol=0, atol=1e-10)
+    torch.testing.assert_close(grad, reference_grad, rtol=0, atol=1e-10)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("name", list(CONVOLUTIONS))
+def test_convolutions_and_batch_norm_on_cuda_channels_last_are_the_cpus(name, monkeypatch):
+    """fp32 without TF32 on CUDA channels_last (cuDNN keeps channels_last only below float64) against float64 on
+    the CPU: output, input gradient and weight gradients of a convolution followed by a training-mode batch norm
+    agree to fp32 rounding (relative L2 error 1e-6 on this CPU; an indexing fault is of order 1)."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    torch.manual_seed(0)
+    layer = torch.nn.Sequential(torch.nn.Conv2d(**CONVOLUTIONS[name], bias=False),
+                                torch.nn.BatchNorm2d(CONVOLUTIONS[name]["out_channels"]))
+    x = torch.randn(8, CONVOLUTIONS[name]["in_channels"], 32, 32, generator=torch.Generator().manual_seed(1))
+
+    def run(device, dtype):
+        model = copy.deepcopy(layer).to(device, dtype)
+        inputs = x.to(device, dtype)
+        if device == "cuda":
+            model, inputs = model.to(memory_format=torch.channels_last), inputs.contiguous(memory_format=torch.channels_last)
+        inputs.requires_grad_()
+        out = model(inputs)
+        assert device == "cpu" or out.is_contiguous(memory_format=torch.channels_last)
+        grad = torch.randn(out.shape, generator=torch.Generator().manual_seed(2)).to(device, dtype)
+        (out * grad).sum().backward()
+        return [t.detach().cpu().double() for t in (out, inputs.grad, *(p.grad for p in model.parameters()))]
+
+    for got, want in zip(run("cuda", torch.float32), run("cpu", torch.float64)):
+        assert _relative_error(got, want) < 1e-4
+
+
 def _small_network(kind):
-    """A small network of ``kind`` in float64 and its loss on a batch: ``(model, x, y) -> loss``."""
+    """A small network of ``kind`` and its loss on a batch, ``(model, x, y) -> loss``."""
     from algorithms.nn.darts_net import NetworkCIFAR
     from algorithms.nn.train import resolve_genotype
 
     torch.manual_seed(0)
-    if kind == "nb201_partial":  # the progressive NB201 search: channel slices through the mixed op, then shuffle
-        network = NB201Supernet(8, 2, partial_k=4).double()
-        weights = {"cell": torch.softmax(torch.randn(6, 5, dtype=torch.float64), -1)}
-        return network, lambda model, x, y: torch.nn.functional.cross_entropy(
-            model(x, {"cell": weights["cell"].to(x.device)}), y)
-    if kind.startswith("supernet"):
-        network = DartsSupernet(8, 5, partial_k=4 if kind.endswith("partial") else 1).double()
-        weights = {k: torch.softmax(torch.randn(14, network.n_ops, dtype=torch.float64), -1) for k in ("normal", "reduce")}
-        return network, lambda model, x, y: torch.nn.functional.cross_entropy(
-            model(x, {k: w.to(x.device) for k, w in weights.items()}), y)
-    genotype = resolve_genotype(kind)  # DrNAS_cifar10 (sep/dil convs, max pool) or DARTS_V2 (max pools in reduce)
-    network = NetworkCIFAR(genotype, 8, 10, 5, auxiliary=True).double()
+    if kind.startswith("nb201"):  # "nb201_fused": the plain search's network; "_partial": the progressive one's
+        network = NB201Supernet(8, 2, partial_k=4 if "partial" in kind else 1, fused="fused" in kind)
+        weights = {"cell": torch.softmax(torch.randn(6, 5), -1)}
+    elif kind.startswith("darts_supernet"):
+        network = DartsSupernet(8, 5, partial_k=4 if kind.endswith("partial") else 1)
+        weights = {k: torch.softmax(torch.randn(14, network.n_ops), -1) for k in ("normal", "reduce")}
+    else:  # an evaluation network: DrNAS_cifar10 (sep/dil convs, a max pool) or DARTS_V2 (max pools)
+        network = NetworkCIFAR(resolve_genotype(kind), 8, 10, 5, auxiliary=True)
 
-    def loss(model, x, y):
-        logits, logits_aux = model(x)
-        return torch.nn.functional.cross_entropy(logits, y) + 0.4 * torch.nn.functional.cross_entropy(logits_aux, y)
-    return network, loss
+        def loss(model, x, y):
+            logits, logits_aux = model(x)
+            return F.cross_entropy(logits, y) + 0.4 * F.cross_entropy(logits_aux, y)
+        return network, loss
+    return network, lambda model, x, y: F.cross_entropy(
+        model(x, {k: w.to(x.device, x.dtype) for k, w in weights.items()}), y)
 
 
-@pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-@pytest.mark.parametrize("kind", ["nb201_partial", "supernet", "supernet_partial", "DrNAS_cifar10", "DARTS_V2"])
-def test_networks_on_cuda_channels_last_have_the_cpus_weight_gradients(kind):
-    """The GPU path of the progressive NB201 supernet and the DARTS-space search and evaluation networks
-    (channels_last, as the searches and ``nasrepro train-eval`` run on CUDA; "supernet" is the DARTS-space one)
-    against the CPU's NCHW path, in float64 on one batch: every kernel they use (separable and dilated convs,
-    padded max and average pools, partial channels and their shuffle, the auxiliary head) must give the CPU's
-    weight gradient. pytorch#188344 hid in one such kernel for months."""
-    network, loss = _small_network(kind)
-    x = torch.randn(8, 3, 32, 32, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+def _weight_gradient(network, loss, device, channels_last=False, dtype=torch.float32):
+    """The flat weight gradient of ``network`` (moved to ``device`` and ``dtype`` in place) on one fixed batch."""
+    x = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(1)).to(dtype)
     y = torch.randint(0, 10, (8,), generator=torch.Generator().manual_seed(2))
+    model = network.to(device, dtype)
+    if channels_last:
+        model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    model.zero_grad()
+    loss(model, x.to(device), y.to(device)).backward()
+    return torch.cat([p.grad.flatten().cpu().double() for p in model.parameters()])
 
-    def weight_gradient(device, channels_last):
-        model = network.to(device)
-        if channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        model.zero_grad()
-        inputs = x.to(device)
-        loss(model, inputs.contiguous(memory_format=torch.channels_last) if channels_last else inputs,
-             y.to(device)).backward()
-        return torch.cat([p.grad.flatten().cpu() for p in model.parameters() if p.grad is not None])
 
-    reference = weight_gradient("cpu", channels_last=False)
-    on_cuda = weight_gradient("cuda", channels_last=True)
-    assert torch.nn.functional.cosine_similarity(on_cuda, reference, dim=0).item() > 0.999999
-    assert (on_cuda - reference).abs().max().item() <= 1e-6 * reference.abs().max().item()
+#: relative L2 error allowed between a small network's fp32 channels_last weight gradient and its float64 NCHW
+#: one. Coarse, as fp32 rounding flips the odd ReLU: on this CPU channels_last gave up to 1e-2 (one flipped unit in
+#: the plain NB201 supernet), NCHW 1e-6; pytorch#188344, emulated (algorithms/nn/pool_bug.py), gives 0.07-0.58 in
+#: the supernets. The kernel tests above are the exact ones.
+GRADIENT_TOLERANCE = 3e-2
+
+
+@pytest.fixture
+def cuda_nhwc_pools(monkeypatch):
+    """One bool per pool call on CUDA: whether torch pooled a channels-innermost tensor (its NHWC kernel). The
+    CUDA side runs fp32 without TF32: in float64 cuDNN returns NCHW outputs whatever the input, so no later
+    kernel would run channels_last and an NHWC-only fault would go unseen."""
+    from algorithms.nn import ops
+
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    matmul_precision = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")  # no TF32 in the fused cell's matmuls either (torch's default)
+    seen, innermost = [], ops._channels_innermost
+    monkeypatch.setattr(ops, "_channels_innermost", lambda x: seen.append(innermost(x)) or seen[-1])
+    max_pool = torch.nn.MaxPool2d.forward
+    monkeypatch.setattr(torch.nn.MaxPool2d, "forward",
+                        lambda self, x: (x.is_cuda and seen.append(innermost(x))) or max_pool(self, x))
+    yield seen
+    torch.set_float32_matmul_precision(matmul_precision)
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_whether_this_torch_has_the_nhwc_pool_bug_and_what_it_does_to_the_supernet(monkeypatch):
+@pytest.mark.parametrize("kind", ["nb201_partial", "nb201_partial_fused", "darts_supernet", "darts_supernet_partial",
+                                  "DrNAS_cifar10", "DARTS_V2"])
+def test_networks_on_cuda_channels_last_have_the_cpus_weight_gradients(kind, cuda_nhwc_pools):
+    """The GPU path of the progressive NB201 supernet and the DARTS-space search and evaluation networks
+    (channels_last, as the searches and ``nasrepro train-eval`` run on CUDA; fp32 without TF32) against the
+    CPU's float64 NCHW path, one batch: every kernel they use (separable and dilated convs, padded max and
+    average pools, partial channels and their shuffle, the auxiliary head) must give the CPU's weight gradient
+    up to fp32 rounding. pytorch#188344 hid in one such kernel."""
+    network, loss = _small_network(kind)
+    reference = _weight_gradient(network, loss, "cpu", dtype=torch.float64)
+    error = _relative_error(_weight_gradient(network, loss, "cuda", channels_last=True), reference)
+    assert any(cuda_nhwc_pools), "no pool ran torch's NHWC kernel: the check would not see an NHWC fault"
+    assert error < GRADIENT_TOLERANCE
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_whether_this_torch_has_the_nhwc_pool_bug_and_what_it_does_to_the_supernet(monkeypatch, cuda_nhwc_pools):
     """A record, not a requirement on torch: the gradient of torch's own pool on CUDA channels_last against the
-    CPU's, and the NB201 supernet's weight gradient (fused cells, channels_last, float64, one batch) on CUDA with
-    torch's pool and with the guarded one, each against the CPU's. The guarded one must match; an xfail names
-    the size of torch's error on this machine."""
+    CPU's, and the plain NB201 supernet's weight gradient (fused cells, channels_last, fp32 without TF32, one
+    batch) on CUDA with torch's pool and with the guarded one, each against the CPU's (float64). The guarded one
+    must match; an xfail names the size of torch's error on this machine."""
     from algorithms.nn import nb201_supernet
 
     from algorithms.nn.pool_bug import EmulateCudaPoolBug
@@ -482,23 +570,14 @@ def test_whether_this_torch_has_the_nhwc_pool_bug_and_what_it_does_to_the_supern
             _, emulated = _pool_grad(_torch_pool, _pool_input("cpu"), 1)
         torch.testing.assert_close(raw, emulated, rtol=0, atol=1e-10)
 
-    torch.manual_seed(0)
-    network = NB201Supernet(16, 2, fused=True).double().to(memory_format=torch.channels_last)
-    x = torch.randn(16, 3, 32, 32, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
-    y, weights = torch.randint(0, 10, (16,)), {"cell": torch.softmax(torch.randn(6, 5, dtype=torch.float64), -1)}
-
-    def weight_gradient(device):
-        model = network.to(device)
-        model.zero_grad()
-        torch.nn.functional.cross_entropy(model(x.to(device), {"cell": weights["cell"].to(device)}), y.to(device)).backward()
-        return torch.cat([p.grad.flatten().cpu() for p in model.parameters()])
-
-    reference = weight_gradient("cpu")
-    guarded = torch.nn.functional.cosine_similarity(weight_gradient("cuda"), reference, dim=0).item()
+    network, loss = _small_network("nb201_fused")
+    reference = _weight_gradient(network, loss, "cpu", dtype=torch.float64)
+    guarded = _relative_error(_weight_gradient(network, loss, "cuda", channels_last=True), reference)
+    assert any(cuda_nhwc_pools), "no pool ran torch's NHWC kernel"
     monkeypatch.setattr(nb201_supernet, "avg_pool_3x3", lambda h: _torch_pool(h, 1))
-    unguarded = torch.nn.functional.cosine_similarity(weight_gradient("cuda"), reference, dim=0).item()
-    assert guarded > 0.999999
+    unguarded = _relative_error(_weight_gradient(network, loss, "cuda", channels_last=True), reference)
+    assert guarded < GRADIENT_TOLERANCE
     if pool_error > 1e-10:
         pytest.xfail(f"torch {torch.__version__} has pytorch#188344 here: its NHWC pool gradient is off by up to "
-                     f"{pool_error:.3g}; supernet weight-gradient cosine to the CPU's {unguarded:.4f} with it, "
-                     f"{guarded:.8f} guarded")
+                     f"{pool_error:.3g}; the supernet's weight gradient is off by {unguarded:.3g} (relative L2 "
+                     f"error) with it, {guarded:.2g} guarded")

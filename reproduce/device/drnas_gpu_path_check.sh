@@ -15,7 +15,8 @@
 #      average pool (tests/test_supernet.py): torch's CUDA channels_last backward with padding is wrong
 #      (pytorch/pytorch#188344), our pool routes around it since session 12, and an xfail line records how far off
 #      torch's own kernel is on this machine and what it does to the supernet's weight gradient; and (session 14)
-#      the progressive NB201 and DARTS-space networks' weight gradients on CUDA channels_last against the CPU's;
+#      every other channels_last kernel (max and other pools, the ops' convolutions with batch norm) and small
+#      NB201 / DARTS-space networks' weight gradients against the CPU's;
 #   2. the plain paper-scale search, epochs 0-1, seeds 0 and 1, with CUDA graphs (the configured path, with the
 #      guarded pool: the searches before session 12 ran torch's pool and trailed);
 #   3. seed 0, epochs 0-1, graphed, NCHW (`channels_last=false`): the same random numbers as 2's seed 0 on torch's
