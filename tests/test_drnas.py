@@ -293,7 +293,8 @@ def test_only_runs_the_selected_searches_and_reports_the_rest_as_not_run(tmp_pat
     Path(space_job["out"]).mkdir(parents=True)
     published = resolve_genotype("DrNAS_cifar10")  # 4.10 M parameters at 36 channels / 20 cells (paper: 4.1 M)
     space_result = {**fake_result(space_job), "final_architecture": repr(published)}
-    (Path(space_job["out"]) / "result.json").write_text(json.dumps({k: v for k, v in space_result.items() if k != "job"}))
+    space_result.pop("job")
+    (Path(space_job["out"]) / "result.json").write_text(json.dumps(space_result))
     headline = Headline.read(paper.run("quick", tmp_path, only="cifar10-drnas_nb201_progressive-seed*"))
     space_row = next(r for r in headline.rows if r.claim.startswith("DARTS space"))
     assert space_row.ours == f"{published!r}, 4.10 M params at 36 channels / 20 cells"

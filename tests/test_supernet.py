@@ -417,8 +417,10 @@ def _relative_error(gradient, reference):
 
 #: padded max pools (DARTS's max_pool_3x3), the NB201 residual block's 2x2 pool, the auxiliary head's 5x5 pool, the
 #: global pool: their CUDA channels_last kernels are checked exactly, in float64, as the average pool above
-OTHER_POOLS = {"max3x3_s1": lambda: torch.nn.MaxPool2d(3, 1, padding=1), "max3x3_s2": lambda: torch.nn.MaxPool2d(3, 2, padding=1),
-               "avg2x2_s2": lambda: torch.nn.AvgPool2d(2, 2), "aux5x5_s3": lambda: torch.nn.AvgPool2d(5, 3, count_include_pad=False),
+OTHER_POOLS = {"max3x3_s1": lambda: torch.nn.MaxPool2d(3, 1, padding=1),
+               "max3x3_s2": lambda: torch.nn.MaxPool2d(3, 2, padding=1),
+               "avg2x2_s2": lambda: torch.nn.AvgPool2d(2, 2),
+               "aux5x5_s3": lambda: torch.nn.AvgPool2d(5, 3, count_include_pad=False),
                "global": lambda: torch.nn.AdaptiveAvgPool2d(1)}
 #: convolutions of the NB201 and DARTS ops (stem, 1x1, 3x3, strided, separable's depthwise 3x3 / 5x5, dilated)
 CONVOLUTIONS = {"stem": dict(in_channels=3, out_channels=16, kernel_size=3, padding=1),
@@ -461,10 +463,12 @@ def test_convolutions_and_batch_norm_on_cuda_channels_last_are_the_cpus(name, mo
         model = copy.deepcopy(layer).to(device, dtype)
         inputs = x.to(device, dtype)
         if device == "cuda":
-            model, inputs = model.to(memory_format=torch.channels_last), inputs.contiguous(memory_format=torch.channels_last)
+            model = model.to(memory_format=torch.channels_last)
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
         inputs.requires_grad_()
         out = model(inputs)
-        assert device == "cpu" or out.is_contiguous(memory_format=torch.channels_last)
+        assert device == "cpu" or out.is_contiguous(memory_format=torch.channels_last), (
+            "not a kernel fault: torch ran this convolution in NCHW, so the check does not see its NHWC kernel")
         grad = torch.randn(out.shape, generator=torch.Generator().manual_seed(2)).to(device, dtype)
         (out * grad).sum().backward()
         return [t.detach().cpu().double() for t in (out, inputs.grad, *(p.grad for p in model.parameters()))]
@@ -547,7 +551,7 @@ def test_networks_on_cuda_channels_last_have_the_cpus_weight_gradients(kind, cud
     network, loss = _small_network(kind)
     reference = _weight_gradient(network, loss, "cpu", dtype=torch.float64)
     error = _relative_error(_weight_gradient(network, loss, "cuda", channels_last=True), reference)
-    assert any(cuda_nhwc_pools), "no pool ran torch's NHWC kernel: the check would not see an NHWC fault"
+    assert any(cuda_nhwc_pools), "not a kernel fault: no pool ran torch's NHWC kernel, so the check sees none"
     assert error < GRADIENT_TOLERANCE
 
 
@@ -573,7 +577,7 @@ def test_whether_this_torch_has_the_nhwc_pool_bug_and_what_it_does_to_the_supern
     network, loss = _small_network("nb201_fused")
     reference = _weight_gradient(network, loss, "cpu", dtype=torch.float64)
     guarded = _relative_error(_weight_gradient(network, loss, "cuda", channels_last=True), reference)
-    assert any(cuda_nhwc_pools), "no pool ran torch's NHWC kernel"
+    assert any(cuda_nhwc_pools), "not a kernel fault: no pool ran torch's NHWC kernel, so the record shows none"
     monkeypatch.setattr(nb201_supernet, "avg_pool_3x3", lambda h: _torch_pool(h, 1))
     unguarded = _relative_error(_weight_gradient(network, loss, "cuda", channels_last=True), reference)
     assert guarded < GRADIENT_TOLERANCE
