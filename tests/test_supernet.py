@@ -449,11 +449,10 @@ def test_the_other_pools_on_cuda_channels_last_are_the_cpus(name, channel_slice)
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("name", list(CONVOLUTIONS))
-def test_convolutions_and_batch_norm_on_cuda_channels_last_are_the_cpus(name, monkeypatch):
+def test_convolutions_and_batch_norm_on_cuda_channels_last_are_the_cpus(name, no_tf32):
     """fp32 without TF32 on CUDA channels_last (cuDNN keeps channels_last only below float64) against float64 on
     the CPU: output, input gradient and weight gradients of a convolution followed by a training-mode batch norm
     agree to fp32 rounding (relative L2 error 1e-6 on this CPU; an indexing fault is of order 1)."""
-    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
     torch.manual_seed(0)
     layer = torch.nn.Sequential(torch.nn.Conv2d(**CONVOLUTIONS[name], bias=False),
                                 torch.nn.BatchNorm2d(CONVOLUTIONS[name]["out_channels"]))
@@ -520,22 +519,28 @@ GRADIENT_TOLERANCE = 3e-2
 
 
 @pytest.fixture
-def cuda_nhwc_pools(monkeypatch):
+def no_tf32(monkeypatch):
+    """fp32 on CUDA without TF32, in cuDNN's convolutions and in matmuls (torch's default for the latter)."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    matmul_precision = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
+    yield
+    torch.set_float32_matmul_precision(matmul_precision)
+
+
+@pytest.fixture
+def cuda_nhwc_pools(monkeypatch, no_tf32):
     """One bool per pool call on CUDA: whether torch pooled a channels-innermost tensor (its NHWC kernel). The
     CUDA side runs fp32 without TF32: in float64 cuDNN returns NCHW outputs whatever the input, so no later
     kernel would run channels_last and an NHWC-only fault would go unseen."""
     from algorithms.nn import ops
 
-    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
-    matmul_precision = torch.get_float32_matmul_precision()
-    torch.set_float32_matmul_precision("highest")  # no TF32 in the fused cell's matmuls either (torch's default)
     seen, innermost = [], ops._channels_innermost
     monkeypatch.setattr(ops, "_channels_innermost", lambda x: seen.append(innermost(x)) or seen[-1])
     max_pool = torch.nn.MaxPool2d.forward
     monkeypatch.setattr(torch.nn.MaxPool2d, "forward",
                         lambda self, x: (x.is_cuda and seen.append(innermost(x))) or max_pool(self, x))
-    yield seen
-    torch.set_float32_matmul_precision(matmul_precision)
+    return seen
 
 
 @pytest.mark.gpu
