@@ -73,6 +73,9 @@ def add_reproduce_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--only", metavar="GLOB",
                    help="run only the runs whose name matches (drnas: e.g. 'cifar10-drnas_*-seed0'); finished "
                         "runs are still reported, the rest are 'not run'. For spreading a full run over sessions")
+    p.add_argument("--device", choices=("cpu", "cuda"),
+                   help="where supernets train (drnas; default: cpu for --quick, cuda for --full). --full "
+                        "--device cpu is allowed but slow: a paper-scale NB201 search takes about a day on 2 cores")
     p.set_defaults(func=cmd_reproduce, scale="quick")
 
 
@@ -165,8 +168,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from reproduce import papers
 
     if args.paper == "all":
-        if args.only:
-            raise ConfigError("--only selects runs of one paper; name the paper")
+        if args.only or args.device:
+            raise ConfigError("--only and --device apply to one paper; name the paper")
         present = papers.available()
         missing = [p for p in PAPERS if p not in present]
         if not present:
@@ -180,7 +183,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         return 0
     papers.load(args.paper)  # unknown / missing -> one line before anything runs
     out = args.out or Path("results") / args.paper / args.scale
-    headline = papers.run(args.paper, args.scale, out, only=args.only)
+    headline = papers.run(args.paper, args.scale, out, only=args.only, device=args.device)
     print(f"{args.paper}: wrote {headline}")
     return 0
 

@@ -18,6 +18,7 @@ after ``--epochs`` epochs; it checkpoints every epoch under ``--out/runs`` and a
     python -m reproduce.drnas_image_check --epochs 1 --qualities stored --set precision=fp32_strict  # TF32 off
     python -m reproduce.drnas_image_check --epochs 2 --qualities stored --set precision=tf32_emulated  # TF32 on a CPU
     python -m reproduce.drnas_image_check --epochs 2 --qualities stored --method darts  # DARTS ([darts_nb201])
+    python -m reproduce.drnas_image_check --from-checkpoint RUN/checkpoint.pt --out DIR  # tabulate a search so far
 
 Every table and figure sets the runs beside the official ones of the same method, epoch by epoch (train
 accuracy and each op's mean α, centred per edge for DARTS): the complete seed-2 runs of the only public per-epoch
@@ -136,6 +137,30 @@ def check(qualities: list[int | None], seeds: list[int], epochs: int, device: st
     return summary
 
 
+def tabulate_checkpoint(checkpoint: Path) -> dict:
+    """The summary of the epochs an NB201 search checkpoint holds (any run of ``run_search``: this check's or
+    ``reproduce drnas``'s, finished or cut), beside the official runs: to follow a search spread over sessions
+    without running it."""
+    from algorithms.nn.search import load_search_checkpoint
+
+    state = load_search_checkpoint(checkpoint)
+    identity, history = state["identity"], state["history"]
+    method = identity.get("method")
+    if method not in METHODS or not history or "argmax_test" not in history[0]:
+        raise ConfigError(f"{checkpoint}: not an NB201 search of {' or '.join(METHODS)} with recorded epochs "
+                          f"(method {method!r}, {len(history)} epochs)")
+    centre_alpha = method in CENTRED_ALPHA
+    devices = sorted({h.get("device", "not recorded") for h in history})
+    images = sorted({h["images"] for h in history if "images" in h}) or [identity.get("images", "not recorded")]
+    return {"date": datetime.fromtimestamp(checkpoint.stat().st_mtime, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "device": ", ".join(devices), "method": method, "images": "; ".join(images),
+            "section": identity["section"], "overrides": {}, "epochs": len(history),
+            "alpha_centred_per_edge": centre_alpha, "official": official_reference(len(history), method),
+            "checkpoint": str(checkpoint),
+            "runs": [{"name": checkpoint.parent.name, "jpeg_quality": identity.get("jpeg_quality"),
+                      "seed": identity["seed"], "epochs": [_epoch_row(h, centre_alpha) for h in history]}]}
+
+
 def official_reference(epochs: int, method: str = "drnas") -> dict:
     """The official runs of ``method``, their first ``epochs`` epochs (reproduce/papers/drnas_official_log.py):
     train accuracy, the argmax cell's NB201 test accuracy and each op's mean alpha after every epoch (None after a
@@ -179,7 +204,9 @@ def markdown(result: dict) -> str:
     names = list(official)
     short = "/".join(name.split("-")[-1] for name in names)  # "A/B"
     method = {"drnas": "DrNAS", "darts": "DARTS (first order)"}[result.get("method", "drnas")]
-    lines = [f"# {method} plain NB201 search, first epochs, by image quality", "",
+    title = (f"epochs 0-{result['epochs'] - 1}, read from `{result['checkpoint']}`" if "checkpoint" in result
+             else "first epochs, by image quality")
+    lines = [f"# {method} plain NB201 search, {title}", "",
              f"{result['date']} on {result['device']}; images: {result['images']}, re-encoded (training images) "
              f"as JPEG at the quality in the first column; `drnas.toml [{result['section']}]`"
              + (f" with {result['overrides']}" if result["overrides"] else "")
@@ -283,8 +310,18 @@ def main(argv: list[str] | None = None) -> int:
                              "any device); named in the run and file names")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", type=Path, default=Path("results/drnas/image_check"))
+    parser.add_argument("--from-checkpoint", type=Path, metavar="CHECKPOINT",
+                        help="run nothing: tabulate the epochs an NB201 search checkpoint holds (e.g. of a "
+                             "'reproduce drnas --full' search cut short) beside the official runs, into "
+                             "--out/<run folder>-epochs<n>.json/.md/.png")
     args = parser.parse_args(argv)
     try:
+        if args.from_checkpoint is not None:
+            summary = tabulate_checkpoint(args.from_checkpoint)
+            stem = args.out / f"{args.from_checkpoint.parent.name}-epochs{summary['epochs']}"
+            write(summary, stem)
+            print(f"wrote {stem}.json, .md and .png", file=sys.stderr)
+            return 0
         if args.device.startswith("cuda") and not torch.cuda.is_available():
             raise ConfigError(f"--device {args.device}: no CUDA GPU here")
         if args.epochs < 1:

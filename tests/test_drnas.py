@@ -352,6 +352,14 @@ def test_full_scale_reports_finished_searches_without_a_gpu_and_refuses_unfinish
     assert json.loads((tmp_path / "run_info.json").read_text())["device"].startswith("cpu (report only")
     with pytest.raises(ConfigError, match="need a CUDA GPU"):  # the other seeds have not finished
         paper.run("full", tmp_path, only="cifar10-drnas_nb201_progressive-seed*")
+    # asked for, the CPU trains them (slowly) at the paper's settings; nothing else changes
+    ran = []
+    monkeypatch.setattr(paper, "_run_jobs", lambda jobs, device: ran.extend(jobs) or [])
+    paper.run("full", tmp_path, only="cifar10-drnas_nb201_progressive-seed*", device="cpu")
+    assert sorted(j["seed"] for j in ran) == [1, 2] and {j["device"] for j in ran} == {"cpu"}
+    assert all(j["overrides"] == job["overrides"] for j in ran)
+    with pytest.raises(ConfigError, match="device must be 'cpu' or 'cuda'"):
+        paper.run("full", tmp_path, only=name, device="tpu")
 
 
 def test_a_recovered_result_joins_the_table_but_not_the_figure(tmp_path, monkeypatch):

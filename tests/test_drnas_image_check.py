@@ -67,6 +67,22 @@ def test_main_writes_json_markdown_and_figure(tmp_path, nb201, one_torch_thread,
     assert stem.with_suffix(".png").stat().st_size > 0 and "| stored | 1 | 0 |" in stem.with_suffix(".md").read_text()
     # read back from JSON (keys sorted by name), the table keeps NB201's op order
     assert "| α none | α skip_connect | α nor_conv_1x1 | α nor_conv_3x3 | α avg_pool_3x3 |" in markdown(result)
+    # the run's checkpoint, tabulated without running anything, gives the same epochs
+    checkpoint = tmp_path / "runs" / "stored-seed1-cifar10-subset" / "checkpoint.pt"
+    assert main(["--from-checkpoint", str(checkpoint), "--out", str(tmp_path / "table")]) == 0
+    table = json.loads((tmp_path / "table" / "stored-seed1-cifar10-subset-epochs1.json").read_text())
+    assert table["runs"][0]["epochs"] == result["runs"][0]["epochs"] and table["device"] == "cpu"
+    assert str(checkpoint) in (tmp_path / "table" / "stored-seed1-cifar10-subset-epochs1.md").read_text()
+
+
+def test_a_file_that_is_no_search_checkpoint_is_one_clear_line(tmp_path, capsys):
+    bogus = tmp_path / "checkpoint.pt"
+    bogus.write_bytes(b"not a checkpoint")
+    for path in (bogus, tmp_path / "missing.pt"):
+        assert main(["--from-checkpoint", str(path), "--out", str(tmp_path / "table")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "checkpoint" in err[0]
+    assert not (tmp_path / "table").exists()
 
 
 def test_set_changes_the_section_and_names_runs_and_files(tmp_path, monkeypatch, capsys):

@@ -186,6 +186,10 @@ def test_reproduce_dispatch(fake_paper, tmp_path, capsys, monkeypatch):
     one_line_error(capsys, ["reproduce", "all", "--only", "x*"], "name the paper")
     one_line_error(capsys, ["reproduce", "fakepaper", "--only", "x*", "--out", str(tmp_path / "y")],
                    "does not support --only")
+    # --device likewise: only a paper that trains networks takes it
+    one_line_error(capsys, ["reproduce", "all", "--device", "cpu"], "name the paper")
+    one_line_error(capsys, ["reproduce", "fakepaper", "--device", "cpu", "--out", str(tmp_path / "y")],
+                   "does not support --device")
     assert not (tmp_path / "y").exists()
 
 

@@ -557,7 +557,8 @@ def load_search_checkpoint(path: Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as exc:
-        raise CheckpointError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {exc})") from exc
+        first_line = (str(exc).strip().splitlines() or [""])[0]  # torch's messages run over several lines
+        raise CheckpointError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {first_line})") from exc
     if not isinstance(state, dict) or "fingerprint" not in state:
         raise CheckpointError(f"{path}: not a supernet search checkpoint")
     return state

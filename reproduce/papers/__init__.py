@@ -34,13 +34,16 @@ def available() -> list[str]:
     return [p for p in PAPERS if (Path(__file__).parent / f"{p}.py").is_file()]
 
 
-def run(paper: str, scale: str, out: Path, only: str | None = None) -> Path:
-    """``only``: a glob over the paper's run names; papers whose ``run`` takes no ``only`` refuse it."""
+def run(paper: str, scale: str, out: Path, only: str | None = None, device: str | None = None) -> Path:
+    """``only``: a glob over the paper's run names; ``device``: where a paper that trains networks trains them.
+    Papers whose ``run`` takes no such argument refuse it."""
     if scale not in SCALES:
         raise ConfigError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
     module = load(paper)
-    if only is None:
-        return Path(module.run(scale, Path(out)))
-    if "only" not in inspect.signature(module.run).parameters:
-        raise ConfigError(f"paper {paper!r} does not support --only (it runs as one piece)")
-    return Path(module.run(scale, Path(out), only=only))
+    options = {name: value for name, value in (("only", only), ("device", device)) if value is not None}
+    accepted = inspect.signature(module.run).parameters
+    for name in options:
+        if name not in accepted:
+            why = "it runs as one piece" if name == "only" else "it trains no network"
+            raise ConfigError(f"paper {paper!r} does not support --{name} ({why})")
+    return Path(module.run(scale, Path(out), **options))

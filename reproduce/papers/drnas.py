@@ -64,15 +64,21 @@ IMAGES = {"quick": {"cifar10": "cifar10-subset"},
           "full": {"cifar10": "cifar10", "cifar100": "cifar100", "imagenet16-120": "imagenet16-120"}}
 
 
-def run(scale: str, out: Path, only: str | None = None) -> Path:
+def run(scale: str, out: Path, only: str | None = None, device: str | None = None) -> Path:
     """``only``: a glob over run names, ``<dataset>-<section>-seed<n>`` (``cifar10-drnas_nb201_progressive-seed0``,
     ``cifar10-drnas_darts-seed0``, ...; the section is in the name, so switching sections never meets the other
-    one's checkpoint). Only those run; runs finished earlier in ``out`` are still reported, the rest "not run"."""
+    one's checkpoint). Only those run; runs finished earlier in ``out`` are still reported, the rest "not run".
+    ``device``: where the searches train; by default the CPU at the quick scale and a CUDA GPU at the full one.
+    ``"cpu"`` at the full scale is allowed when asked for (a paper-scale NB201 search takes about a day on two
+    cores; each epoch checkpoints, so it can be spread over sessions)."""
     if scale not in ("quick", "full"):
         raise ConfigError(f"drnas: scale must be 'quick' or 'full', got {scale!r}")
+    if device not in (None, "cpu", "cuda"):
+        raise ConfigError(f"drnas: device must be 'cpu' or 'cuda', got {device!r}")
     out = Path(out)
     started = datetime.now(timezone.utc)
-    device = "cpu" if scale == "quick" else "cuda"  # checked below, only if a selected search still has to run
+    if device is None:  # checked below, only if a selected search still has to run
+        device = "cpu" if scale == "quick" else "cuda"
     seeds = [int(s) for s in load_hparams("drnas", f"scale_{scale}_nb201")["seeds"]]  # recorded in run_info.json
     sections = load_hparams("drnas", "nb201_table")
     if len(set(sections.values())) < len(sections):  # runs are named by section: two rows would share one folder
@@ -103,7 +109,7 @@ def run(scale: str, out: Path, only: str | None = None) -> Path:
     finished = [r for r in earlier.values() if r is not None]  # reported, never rerun
     pending = [job for job in selected if earlier[job["out"]] is None and job["dataset"] not in unavailable]
     if pending:
-        _check_device(scale, pending)
+        _check_device(device, pending)
     else:
         device = "cpu (report only: every selected search had finished)"
     results = (_run_jobs(pending, device) if pending else []) + finished
@@ -178,14 +184,15 @@ def nb201_overrides(scale: str, section: str) -> dict:
     return {**shared, **load_hparams("drnas", f"scale_{scale}_nb201_{kind}")}
 
 
-def _check_device(scale: str, pending: list[dict]) -> None:
-    """The full scale trains on a GPU; reporting searches that finished (on a GPU, elsewhere) needs none."""
+def _check_device(device: str, pending: list[dict]) -> None:
+    """Searches bound for CUDA need a GPU; reporting searches that finished (on a GPU, elsewhere) needs none."""
     import torch
 
-    if scale == "full" and not torch.cuda.is_available():
-        raise ConfigError(f"drnas --full: {len(pending)} selected search(es) have not finished (e.g. "
-                          f"{Path(pending[0]['out']).name}) and need a CUDA GPU; use --quick on CPU, or --only "
-                          f"with finished runs to report them")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"drnas: {len(pending)} selected search(es) have not finished (e.g. "
+                          f"{Path(pending[0]['out']).name}) and need a CUDA GPU; use --quick on CPU, --only "
+                          f"with finished runs to report them, or --device cpu (a paper-scale search takes "
+                          f"about a day on two cores)")
 
 
 def _why_not_searched(dataset: str, scale: str) -> str:
