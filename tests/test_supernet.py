@@ -367,10 +367,14 @@ def test_the_guard_knows_what_torch_pools_as_channels_last():
 
     nchw = torch.randn(2, 16, 8, 8)
     nhwc = nchw.contiguous(memory_format=torch.channels_last)
-    assert _channels_innermost(nhwc) and _channels_innermost(nhwc[:, :4])
+    assert _channels_innermost(nhwc) and _channels_innermost(nhwc[:, :4]) and _channels_innermost(nhwc[:, :1])
     assert not _channels_innermost(nchw) and not _channels_innermost(nchw[:, :4])
-    # what torch itself does with the slice: its pooled output comes back channels_last
-    assert _torch_pool(nhwc[:, :4], 1).is_contiguous(memory_format=torch.channels_last)
+    assert not _channels_innermost(nchw[:, :1]) and not _channels_innermost(torch.randn(2, 1, 8, 8))
+    # what torch itself does with the slices: its pooled output comes back channels innermost, a one-channel
+    # slice's too (which is_contiguous cannot tell from NCHW), and NCHW for a one-channel NCHW tensor
+    for sliced in (nhwc[:, :4], nhwc[:, :1]):
+        assert _torch_pool(sliced, 1).stride(1) == 1
+    assert _torch_pool(torch.randn(2, 1, 8, 8), 1).stride(1) == 64
 
 
 def test_every_3x3_average_pool_goes_through_the_guarded_pool(monkeypatch):
@@ -499,10 +503,11 @@ def _small_network(kind):
         model(x, {k: w.to(x.device, x.dtype) for k, w in weights.items()}), y)
 
 
-def _weight_gradient(network, loss, device, channels_last=False, dtype=torch.float32):
-    """The flat weight gradient of ``network`` (moved to ``device`` and ``dtype`` in place) on one fixed batch."""
-    x = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(1)).to(dtype)
-    y = torch.randint(0, 10, (8,), generator=torch.Generator().manual_seed(2))
+def _weight_gradient(network, loss, device, channels_last=False, dtype=torch.float32, batch_seed=1):
+    """The flat weight gradient of ``network`` (moved to ``device`` and ``dtype`` in place) on one fixed batch
+    (``batch_seed`` picks it)."""
+    x = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(batch_seed)).to(dtype)
+    y = torch.randint(0, 10, (8,), generator=torch.Generator().manual_seed(batch_seed + 1000))
     model = network.to(device, dtype)
     if channels_last:
         model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
@@ -520,8 +525,16 @@ GRADIENT_TOLERANCE = 3e-2
 
 @pytest.fixture
 def no_tf32(monkeypatch):
-    """fp32 on CUDA without TF32, in cuDNN's convolutions and in matmuls (torch's default for the latter)."""
+    """fp32 on CUDA without TF32, in cuDNN's convolutions and in matmuls (torch's default for the latter), with
+    cuDNN's algorithm choice fixed (earlier searches in the same process may have turned benchmarking on).
+    TORCH_ALLOW_TF32_CUBLAS_OVERRIDE=1 (set in NVIDIA's containers) forces TF32 matmuls whatever torch is told:
+    there the comparisons would measure TF32, so they skip."""
+    import os
+
+    if os.environ.get("TORCH_ALLOW_TF32_CUBLAS_OVERRIDE", "0") not in ("", "0"):
+        pytest.skip("TORCH_ALLOW_TF32_CUBLAS_OVERRIDE is set: matmuls run TF32 whatever torch is told")
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
     matmul_precision = torch.get_float32_matmul_precision()
     torch.set_float32_matmul_precision("highest")
     yield
@@ -530,9 +543,11 @@ def no_tf32(monkeypatch):
 
 @pytest.fixture
 def cuda_nhwc_pools(monkeypatch, no_tf32):
-    """One bool per pool call on CUDA: whether torch pooled a channels-innermost tensor (its NHWC kernel). The
-    CUDA side runs fp32 without TF32: in float64 cuDNN returns NCHW outputs whatever the input, so no later
-    kernel would run channels_last and an NHWC-only fault would go unseen."""
+    """One bool per pool call on CUDA: whether a channels-innermost (NHWC) tensor reached it. A max pool then
+    runs torch's NHWC kernel; the guarded 3x3 average pool reroutes it to NCHW (the record test's unguarded
+    run gives it to torch's NHWC kernel). The CUDA side runs fp32 without TF32: in float64 cuDNN returns NCHW
+    outputs whatever the input, so no later kernel would run channels_last and an NHWC-only fault would go
+    unseen."""
     from algorithms.nn import ops
 
     seen, innermost = [], ops._channels_innermost
@@ -554,10 +569,15 @@ def test_networks_on_cuda_channels_last_have_the_cpus_weight_gradients(kind, cud
     average pools, partial channels and their shuffle, the auxiliary head) must give the CPU's weight gradient
     up to fp32 rounding. pytorch#188344 hid in one such kernel."""
     network, loss = _small_network(kind)
-    reference = _weight_gradient(network, loss, "cpu", dtype=torch.float64)
-    error = _relative_error(_weight_gradient(network, loss, "cuda", channels_last=True), reference)
-    assert any(cuda_nhwc_pools), "not a kernel fault: no pool ran torch's NHWC kernel, so the check sees none"
-    assert error < GRADIENT_TOLERANCE
+    errors = []
+    for batch_seed in (1, 2):  # a wrong kernel is off on every batch; a ReLU that fp32 flips, rarely on two
+        reference = _weight_gradient(network, loss, "cpu", dtype=torch.float64, batch_seed=batch_seed)
+        errors.append(_relative_error(_weight_gradient(network, loss, "cuda", channels_last=True,
+                                                       batch_seed=batch_seed), reference))
+        if errors[-1] < GRADIENT_TOLERANCE:
+            break
+    assert any(cuda_nhwc_pools), "not a kernel fault: no NHWC tensor reached a pool, so the check sees none"
+    assert min(errors) < GRADIENT_TOLERANCE, f"relative weight-gradient error per batch: {errors}"
 
 
 @pytest.mark.gpu
@@ -571,22 +591,25 @@ def test_whether_this_torch_has_the_nhwc_pool_bug_and_what_it_does_to_the_supern
 
     from algorithms.nn.pool_bug import EmulateCudaPoolBug
 
+    # every number first, printed at once (pytest -s shows it even if the run is cut), then the verdicts
     _, raw = _pool_grad(_torch_pool, _pool_input("cuda"), 1)
     _, reference = _pool_grad(_torch_pool, _pool_input("cpu"), 1)
     pool_error = (raw - reference).abs().max().item()
-    if pool_error > 1e-10:  # the CPU emulation of the bug (the measurements made with it) is what torch does here
-        with EmulateCudaPoolBug():
-            _, emulated = _pool_grad(_torch_pool, _pool_input("cpu"), 1)
-        torch.testing.assert_close(raw, emulated, rtol=0, atol=1e-10)
-
+    with EmulateCudaPoolBug():  # the CPU emulation of the bug, with which the session-13/14 measurements ran
+        _, emulated = _pool_grad(_torch_pool, _pool_input("cpu"), 1)
+    emulation_error = (raw - emulated).abs().max().item()
     network, loss = _small_network("nb201_fused")
     reference = _weight_gradient(network, loss, "cpu", dtype=torch.float64)
     guarded = _relative_error(_weight_gradient(network, loss, "cuda", channels_last=True), reference)
-    assert any(cuda_nhwc_pools), "not a kernel fault: no pool ran torch's NHWC kernel, so the record shows none"
     monkeypatch.setattr(nb201_supernet, "avg_pool_3x3", lambda h: _torch_pool(h, 1))
     unguarded = _relative_error(_weight_gradient(network, loss, "cuda", channels_last=True), reference)
-    assert guarded < GRADIENT_TOLERANCE
+    record = (f"torch {torch.__version__}: NHWC pool gradient off the CPU's by up to {pool_error:.3g} (off the CPU "
+              f"emulation of pytorch#188344 by {emulation_error:.3g}); supernet weight gradient, relative L2 error "
+              f"against float64: {unguarded:.3g} with torch's pool, {guarded:.3g} guarded")
+    print(f"\nPOOL RECORD: {record}")
+    if pool_error > 1e-10:  # torch's pool is off: it must be off as the emulation is, or those measurements lapse
+        assert emulation_error < 1e-10, record
+    assert any(cuda_nhwc_pools), f"no NHWC tensor reached a pool, so the record shows nothing; {record}"
+    assert guarded < GRADIENT_TOLERANCE, record
     if pool_error > 1e-10:
-        pytest.xfail(f"torch {torch.__version__} has pytorch#188344 here: its NHWC pool gradient is off by up to "
-                     f"{pool_error:.3g}; the supernet's weight gradient is off by {unguarded:.3g} (relative L2 "
-                     f"error) with it, {guarded:.2g} guarded")
+        pytest.xfail(f"pytorch#188344 here; {record}")

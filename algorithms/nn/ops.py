@@ -35,8 +35,9 @@ def avg_pool_3x3(x: torch.Tensor, stride: int = 1) -> torch.Tensor:
 def _channels_innermost(x: torch.Tensor) -> bool:
     """Whether torch takes ``x`` (N, C, H, W) for channels_last, as its pooling kernels choose their layout: the
     channels are the innermost dimension. True for a channel slice of a channels_last tensor too, which
-    ``is_contiguous(memory_format=torch.channels_last)`` is not."""
-    return x.dim() == 4 and x.shape[1] > 1 and x.shape[2] * x.shape[3] > 1 and x.stride(1) == 1
+    ``is_contiguous(memory_format=torch.channels_last)`` is not, one channel wide included (partial channels with
+    as many groups as channels). A one-pixel map is left out: its layouts cannot be told apart by strides."""
+    return x.dim() == 4 and x.shape[2] * x.shape[3] > 1 and x.stride(1) == 1
 
 
 def _avg_pool_3x3_nchw(x: torch.Tensor, stride: int) -> torch.Tensor:

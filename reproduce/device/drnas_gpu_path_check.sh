@@ -38,6 +38,9 @@
 set -u
 export NASREPRO_DATA="${NASREPRO_DATA:-$PWD/.device/data}" NASREPRO_CACHE="${NASREPRO_CACHE:-/tmp/nrc}"
 export PYTHONPATH="$PWD" PYTHONUNBUFFERED=1
+# NVIDIA's containers set this to 1, which forces TF32 matmuls whatever torch is told: the fp32 comparisons of piece 1
+# (and fp32_strict searches) need it off
+export TORCH_ALLOW_TF32_CUBLAS_OVERRIDE=0
 DEVICE="${DEVICE:-cuda}" IMAGES="${IMAGES:-cifar10}" SET="${SET:-}" PYTHON="${PYTHON:-python3}"
 OUT="${OUT:-$PWD/out}"
 RESULTS="${RESULTS:-results/drnas/gpu_path_check}"
@@ -50,13 +53,15 @@ limit() { timeout -k 5 "$@"; }
 log "environment"
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo "no nvidia-smi"
   $PYTHON -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'cudnn', torch.backends.cudnn.version())"
+  env | grep -E '^(TORCH_ALLOW_TF32|NVIDIA_TF32|CUBLAS|CUDNN)' || echo "no TF32/cuBLAS/cuDNN environment variables"
 } | tee "$RESULTS/environment.txt"
 
 if [ "$DEVICE" = cuda ]; then
   log "1. GPU tests"
-  limit 120 $PYTHON -m pytest -q -rxs -m gpu -p no:cacheprovider tests/test_drnas.py tests/test_image_data.py \
+  # -v: one line per test as it ends, -s: the pool record's line at once, so a run cut by the limit keeps both
+  limit 120 $PYTHON -m pytest -v -s -rxs -m gpu -p no:cacheprovider tests/test_drnas.py tests/test_image_data.py \
     tests/test_supernet.py 2>&1 \
-    | tee "$RESULTS/gpu_tests.txt" | tail -25
+    | tee "$RESULTS/gpu_tests.txt" | grep -E "FAIL|ERROR|XFAIL|XPASS|POOL RECORD|passed|failed" | tail -40
   pack
 fi
 
