@@ -459,8 +459,9 @@ def test_cuda_graph_replays_follow_the_eager_search_step_for_step(fused):
     assert (graphed - eager).abs().amax() < 0.01 * moved
 
 
-def test_search_job_records_its_images_in_every_epoch(tmp_path, monkeypatch):
-    """_search_job hands the image description to run_search (so each epoch record names its images)."""
+def test_search_job_records_its_images_in_every_epoch(tmp_path, monkeypatch, capsys):
+    """_search_job hands the image description to run_search (so each epoch record names its images), and where
+    stderr is no terminal (no progress bar) a line per epoch."""
     import algorithms.nn.search as search_module
     from reproduce.papers import drnas as paper
 
@@ -474,6 +475,10 @@ def test_search_job_records_its_images_in_every_epoch(tmp_path, monkeypatch):
            "seed": 0, "dataset": "cifar10", "images": "cifar10-subset", "device": "cpu", "out": str(tmp_path)}
     paper._search_job(job)
     assert seen["epoch_info"] == {"images": "images cifar10-subset"}
+    assert seen["progress"] is False  # captured stderr is no terminal
+    seen["on_epoch"]([{"epoch": 0}, {"epoch": 1, "seconds": 912.4, "train_acc": 29.1, "argmax_test": 93.34}])
+    assert capsys.readouterr().err == (f"{tmp_path.name}: epoch 2/2 done in 912 s, train acc. 29.10 %, argmax cell "
+                                       "NB201 test 93.34 %\n")
 
 
 def test_fp32_searches_share_no_gpu_and_bf16_ones_do(monkeypatch):

@@ -317,9 +317,18 @@ def _search_job(job: dict) -> dict:
     if job["kind"] == "nb201":
         from benchmarks.nb201 import NB201Benchmark
         benchmark = NB201Benchmark.load()
-    result = run_search(search, train, valid, out, identity, benchmark=benchmark, progress=sys.stderr.isatty(),
-                        epoch_info={"images": _image_source(job["images"])})
+    progress = sys.stderr.isatty()
+    result = run_search(search, train, valid, out, identity, benchmark=benchmark, progress=progress,
+                        epoch_info={"images": _image_source(job["images"])},
+                        on_epoch=None if progress else lambda history: _log_epoch(out.name, search.epochs, history[-1]))
     return {**result, "job": job}
+
+
+def _log_epoch(name: str, epochs: int, record: dict) -> None:
+    """One line per finished epoch where no progress bar shows (a log file of a search that runs for hours)."""
+    argmax = f", argmax cell NB201 test {record['argmax_test']:.2f} %" if "argmax_test" in record else ""
+    print(f"{name}: epoch {record['epoch'] + 1}/{epochs} done in {record['seconds']:.0f} s, train acc. "
+          f"{record['train_acc']:.2f} %{argmax}", file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------------------------------
