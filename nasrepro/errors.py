@@ -54,3 +54,10 @@ class ResultsConflictError(NasReproError):
 
 class CheckpointError(NasReproError):
     """A checkpoint that is corrupt or belongs to another configuration."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message (its repr if it has none): for wrapping a library's error, whose
+    message may run over several lines (torch.load's do), into one of ours, which the CLI prints as one line."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else repr(exc)

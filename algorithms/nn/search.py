@@ -44,7 +44,7 @@ from algorithms import constructor_keys, read_config_file
 from algorithms.nn.ops import widen_mixed_ops
 from algorithms.nn.pool_bug import EmulateCudaPoolBug
 from algorithms.nn.tf32 import EmulateTF32Convolutions
-from nasrepro.errors import CheckpointError, ConfigError
+from nasrepro.errors import CheckpointError, ConfigError, first_line
 from nasrepro.io import atomic_path, atomic_write_json
 
 SPACES = ("nb201", "darts")
@@ -557,8 +557,7 @@ def load_search_checkpoint(path: Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as exc:
-        first_line = (str(exc).strip().splitlines() or [""])[0]  # torch's messages run over several lines
-        raise CheckpointError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {first_line})") from exc
+        raise CheckpointError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {first_line(exc)})") from exc
     if not isinstance(state, dict) or "fingerprint" not in state:
         raise CheckpointError(f"{path}: not a supernet search checkpoint")
     return state

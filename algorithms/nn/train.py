@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from algorithms.nn.darts_net import as_genotype, build_network, count_parameters_mb
 from algorithms.nn.data import ImageArrays, ImageBatches, load_dataset
-from nasrepro.errors import CheckpointError, ConfigError
+from nasrepro.errors import CheckpointError, ConfigError, first_line
 from nasrepro.io import atomic_path, atomic_write_json, atomic_write_text
 
 CONFIG_PATH = Path(__file__).resolve().parents[1] / "configs" / "darts_eval.toml"
@@ -267,7 +267,7 @@ def _load_checkpoint(path: Path, identity: dict) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, OSError) as exc:
-        raise CheckpointError(f"{path}: unreadable checkpoint ({str(exc).splitlines()[0] if str(exc) else exc!r}); "
+        raise CheckpointError(f"{path}: unreadable checkpoint ({first_line(exc)}); "
                               f"move it away to start over") from exc
     if not isinstance(state, dict) or "identity" not in state:
         raise CheckpointError(f"{path}: not a nasrepro training checkpoint")
