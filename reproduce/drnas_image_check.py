@@ -53,6 +53,10 @@ STORED = "stored"  # the images as they are in the data root (our copy: JPEG qua
 #: only differences between ops mean anything, and the official DARTS log gives softmax(alpha), i.e. alpha up to
 #: that constant (reproduce/papers/drnas_official_log.py centres it the same way)
 CENTRED_ALPHA = ("darts",)
+# hyper-parameters that change the search's size: with any overridden, the official runs (the paper's scale)
+# are a guide to the curve's shape, not to its values
+SCALE_KEYS = frozenset({"channels", "cells", "stage_epochs", "batch_size", "train_portion", "image_size",
+                        "train_subset"})
 
 
 def parse_qualities(text: str) -> list[int | None]:
@@ -215,7 +219,10 @@ def markdown(result: dict) -> str:
                 "softmax(α), fix α only up to a constant per edge)" if result.get("alpha_centred_per_edge") else "")
              + ". "
              f"In brackets: the official run{'s' if len(names) > 1 else ''} {short} "
-             "(reproduce/papers/drnas_official_log.py).", "",
+             "(reproduce/papers/drnas_official_log.py)"
+             + (f", at the paper's scale: with {', '.join(sorted(SCALE_KEYS & set(result['overrides'])))} changed "
+                "here they show the curve's shape, not values to match" if SCALE_KEYS & set(result["overrides"] or {})
+                else "") + ".", "",
              f"| images | seed | epoch | train acc. % (official {short}) | " + " | ".join(f"α {op}" for op in ops)
              + " | argmax cell, NB201 test % |",
              "|---|---:|---:|---:|" + "---:|" * len(ops) + "---:|"]

@@ -44,6 +44,10 @@ def test_check_runs_each_quality_and_resumes(tmp_path, nb201, one_torch_thread):
     # the official runs beside ours: epoch 0's train accuracy of runs A and B, and their own table
     assert "| stored | 0 | 0 |" in text and "| JPEG 10 | 0 | 1 |" in text and "(22.6 / 21.9)" in text
     assert "| 1 | 29.5 / 29.4 |" in text
+    # TINY shrinks the search, so the official runs (the paper's scale) are a guide to shape, and the table says so
+    assert "with cells, channels, image_size, stage_epochs, train_subset changed here" in text
+    assert "changed here" not in markdown({**second, "overrides": {"precision": "fp32_strict"}})
+    assert "changed here" not in markdown({**second, "overrides": None})
 
 
 def test_more_epochs_than_the_search_is_one_clear_line(tmp_path, capsys):
