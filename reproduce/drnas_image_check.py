@@ -208,6 +208,7 @@ def markdown(result: dict) -> str:
     names = list(official)
     short = "/".join(name.split("-")[-1] for name in names)  # "A/B"
     method = {"drnas": "DrNAS", "darts": "DARTS (first order)"}[result.get("method", "drnas")]
+    resized = sorted(SCALE_KEYS & set(result["overrides"] or {}))  # size keys this run changed
     title = (f"epochs 0-{result['epochs'] - 1}, read from `{result['checkpoint']}`" if "checkpoint" in result
              else "first epochs, by image quality")
     lines = [f"# {method} plain NB201 search, {title}", "",
@@ -220,9 +221,8 @@ def markdown(result: dict) -> str:
              + ". "
              f"In brackets: the official run{'s' if len(names) > 1 else ''} {short} "
              "(reproduce/papers/drnas_official_log.py)"
-             + (f", at the paper's scale: with {', '.join(sorted(SCALE_KEYS & set(result['overrides'])))} changed "
-                "here they show the curve's shape, not values to match" if SCALE_KEYS & set(result["overrides"] or {})
-                else "") + ".", "",
+             + (f", at the paper's scale: with {', '.join(resized)} changed here they show the curve's shape, "
+                "not values to match" if resized else "") + ".", "",
              f"| images | seed | epoch | train acc. % (official {short}) | " + " | ".join(f"α {op}" for op in ops)
              + " | argmax cell, NB201 test % |",
              "|---|---:|---:|---:|" + "---:|" * len(ops) + "---:|"]
