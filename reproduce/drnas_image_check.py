@@ -18,17 +18,19 @@ after ``--epochs`` epochs; it checkpoints every epoch under ``--out/runs`` and a
     python -m reproduce.drnas_image_check --epochs 1 --qualities stored --set precision=fp32_strict  # TF32 off
     python -m reproduce.drnas_image_check --epochs 2 --qualities stored --set precision=tf32_emulated  # TF32 on a CPU
     python -m reproduce.drnas_image_check --epochs 2 --qualities stored --method darts  # DARTS ([darts_nb201])
+    python -m reproduce.drnas_image_check --epochs 2 --qualities stored --method gdas  # GDAS ([gdas_nb201])
     python -m reproduce.drnas_image_check --from-checkpoint RUN/checkpoint.pt --out DIR  # tabulate a search so far
 
 Every table and figure sets the runs beside the official ones of the same method, epoch by epoch (train
-accuracy and each op's mean α, centred per edge for DARTS): the complete seed-2 runs of the only public per-epoch
+accuracy and each op's mean α, centred per edge for DARTS and GDAS): the complete seed-2 runs of the only public per-epoch
 log of the official search (reproduce/papers/drnas_official_log.py; two DrNAS runs, whose spread is the yardstick,
-and one DARTS run).
+and one DARTS run; none of GDAS).
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import re
 import sys
 from datetime import datetime, timezone
@@ -46,13 +48,14 @@ from reproduce.papers.drnas_official_log import official_runs
 
 SECTION = "drnas_nb201"
 #: the methods this check runs (their registry entry gives the class and the drnas.toml section) and the official
-#: runs of the same method in the Mars-204/DrNAS log (reproduce/papers/drnas_official_log.py)
-METHODS = ("drnas", "darts")
+#: runs of the same method in the Mars-204/DrNAS log (reproduce/papers/drnas_official_log.py; it has none of GDAS)
+METHODS = ("drnas", "darts", "gdas")
+METHOD_NAMES = {"drnas": "DrNAS", "darts": "DARTS (first order)", "gdas": "GDAS"}
 STORED = "stored"  # the images as they are in the data root (our copy: JPEG quality 75)
 #: methods whose alpha is tabulated centred per edge: softmax mixing ignores a constant added to an edge's alpha, so
 #: only differences between ops mean anything, and the official DARTS log gives softmax(alpha), i.e. alpha up to
-#: that constant (reproduce/papers/drnas_official_log.py centres it the same way)
-CENTRED_ALPHA = ("darts",)
+#: that constant (reproduce/papers/drnas_official_log.py centres it the same way); GDAS's Gumbel-softmax likewise
+CENTRED_ALPHA = ("darts", "gdas")
 # hyper-parameters that change the search's size: with any overridden, the official runs (the paper's scale)
 # are a guide to the curve's shape, not to its values
 SCALE_KEYS = frozenset({"channels", "cells", "stage_epochs", "batch_size", "train_portion", "image_size",
@@ -184,7 +187,9 @@ def _epoch_row(record: dict, centre_alpha: bool = False) -> dict:
     if centre_alpha:
         alpha = alpha - alpha.mean(axis=1, keepdims=True)
     return {"epoch": record["epoch"], "train_acc": round(record["train_acc"], 2),
-            "argmax_test": round(record["argmax_test"], 2), "sampled_test_mean": round(record["sampled_test_mean"], 2),
+            "argmax_test": round(record["argmax_test"], 2),
+            "argmax_valid": None if record.get("argmax_valid") is None else round(record["argmax_valid"], 2),
+            "sampled_test_mean": round(record["sampled_test_mean"], 2),
             "arch": record["arch"], "seconds": round(record["seconds"], 1),
             "mean_alpha": dict(zip(OPS, np.round(alpha.mean(axis=0), 4).tolist()))}
 
@@ -207,7 +212,7 @@ def markdown(result: dict) -> str:
     official = _official(result)
     names = list(official)
     short = "/".join(name.split("-")[-1] for name in names)  # "A/B"
-    method = {"drnas": "DrNAS", "darts": "DARTS (first order)"}[result.get("method", "drnas")]
+    method = METHOD_NAMES[result.get("method", "drnas")]
     resized = sorted(SCALE_KEYS & set(result["overrides"] or {}))  # size keys this run changed
     title = (f"epochs 0-{result['epochs'] - 1}, read from `{result['checkpoint']}`" if "checkpoint" in result
              else "first epochs, by image quality")
@@ -219,11 +224,14 @@ def markdown(result: dict) -> str:
              + (", each edge's α centred first (minus its mean over the ops: softmax mixing, and the official log's "
                 "softmax(α), fix α only up to a constant per edge)" if result.get("alpha_centred_per_edge") else "")
              + ". "
-             f"In brackets: the official run{'s' if len(names) > 1 else ''} {short} "
-             "(reproduce/papers/drnas_official_log.py)"
-             + (f", at the paper's scale: with {', '.join(resized)} changed here they show the curve's shape, "
-                "not values to match" if resized else "") + ".", "",
-             f"| images | seed | epoch | train acc. % (official {short}) | " + " | ".join(f"α {op}" for op in ops)
+             + ((f"In brackets: the official run{'s' if len(names) > 1 else ''} {short} "
+                 "(reproduce/papers/drnas_official_log.py)"
+                 + (f", at the paper's scale: with {', '.join(resized)} changed here they show the curve's shape, "
+                    "not values to match" if resized else "") + ".") if names else
+                f"No official per-epoch log of {method} exists (the Mars-204/DrNAS log has DrNAS and DARTS only)."),
+             "",
+             "| images | seed | epoch | train acc. %" + (f" (official {short})" if names else "") + " | "
+             + " | ".join(f"α {op}" for op in ops)
              + " | argmax cell, NB201 test % |",
              "|---|---:|---:|---:|" + "---:|" * len(ops) + "---:|"]
     for run in result["runs"]:
@@ -300,6 +308,113 @@ def figure(result: dict, path: Path) -> None:
     plt.close(fig)
 
 
+FINAL = "final"  # the stem of --final's outputs in --out
+
+
+def final_summary(folder: Path) -> dict:
+    """The derived cell of every search that ran its whole schedule, from the summaries (``*.json``) in ``folder``:
+    per method and setting, each seed's last-epoch argmax cell with its NB201 CIFAR-10 valid / test accuracy, their
+    mean and std over seeds (population std, as every table here) and the paper's row. A seed found in several
+    summaries counts once (the newest); searches stopped before their schedule's end are listed apart, not averaged."""
+    from algorithms.nn.search import load_hparams
+    from reproduce.papers.drnas import PAPER_NB201
+
+    groups: dict[tuple, dict] = {}
+    stopped: list[str] = []
+    for path in sorted(folder.glob("*.json")):
+        if path.stem == FINAL:
+            continue
+        try:
+            summary = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"cannot read {path}: {exc}") from None
+        if not isinstance(summary, dict) or "runs" not in summary or "section" not in summary:
+            continue  # not a summary of this check
+        method, overrides = summary.get("method", "drnas"), summary.get("overrides") or {}
+        schedule = sum(load_hparams("drnas", summary["section"], overrides)["stage_epochs"])
+        for run in summary["runs"]:
+            if len(run["epochs"]) < schedule:
+                stopped.append(f"{run['name']} ({len(run['epochs'])} of {schedule} epochs, {path.name})")
+                continue
+            last = run["epochs"][schedule - 1]
+            if last.get("argmax_valid") is None:
+                raise ConfigError(f"{path}: written before the summaries kept the validation accuracy; rerun its "
+                                  "command (a finished search only reloads) to rewrite it")
+            key = (method, summary["section"], override_label(overrides), run["jpeg_quality"], summary["images"])
+            group = groups.setdefault(key, {"method": method, "section": summary["section"], "overrides": overrides,
+                                            "jpeg_quality": run["jpeg_quality"], "images": summary["images"],
+                                            "epochs": schedule, "seeds": {}})
+            seen = group["seeds"].get(run["seed"])
+            if seen is None or summary["date"] >= seen["date"]:
+                group["seeds"][run["seed"]] = {"seed": run["seed"], "date": summary["date"], "arch": last["arch"],
+                                               "valid": last["argmax_valid"], "test": last["argmax_test"],
+                                               "summary": path.name}
+    rows = []
+    for _, group in sorted(groups.items(), key=lambda item: (METHODS.index(item[0][0]), str(item[0][1:]))):
+        seeds = [group["seeds"][s] for s in sorted(group["seeds"])]
+        valid, test = np.array([s["valid"] for s in seeds]), np.array([s["test"] for s in seeds])
+        (paper_valid, _), (paper_test, _) = PAPER_NB201[group["method"]]["cifar10"]
+        rows.append({**group, "seeds": seeds, "valid_mean": float(valid.mean()), "valid_std": float(valid.std()),
+                     "test_mean": float(test.mean()), "test_std": float(test.std()), "paper_valid": paper_valid,
+                     "paper_test": paper_test, "test_gap": float(test.mean() - paper_test)})
+    return {"folder": str(folder), "rows": rows, "stopped": stopped}
+
+
+def final_markdown(final: dict) -> str:
+    lines = ["# NB201 CIFAR-10: the derived cells of the finished searches", "",
+             f"Every search summarised in `{final['folder']}` that ran its whole schedule: the argmax cell after "
+             "its last epoch, looked up in NAS-Bench-201 (CIFAR-10 valid / test, %), mean ± std over seeds "
+             "(population std). The paper's row is at the paper's scale; a setting that changes the search's size "
+             "(any of " + ", ".join(sorted(SCALE_KEYS)) + ") is not the paper's setting.", "",
+             "| method | setting | seeds | valid % | test % | paper valid / test % | test gap (pp) |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for row in final["rows"]:
+        lines.append(f"| {METHOD_NAMES[row['method']]} | {_setting(row)} | {len(row['seeds'])} | "
+                     f"{row['valid_mean']:.2f} ± {row['valid_std']:.2f} | {row['test_mean']:.2f} ± {row['test_std']:.2f} "
+                     f"| {row['paper_valid']:.2f} / {row['paper_test']:.2f} | {row['test_gap']:+.2f} |")
+    lines += ["", "| method | setting | seed | derived cell | valid % | test % |", "|---|---|---:|---|---:|---:|"]
+    for row in final["rows"]:
+        for seed in row["seeds"]:
+            lines.append(f"| {METHOD_NAMES[row['method']]} | {_setting(row)} | {seed['seed']} | `{seed['arch']}` | "
+                         f"{seed['valid']:.2f} | {seed['test']:.2f} |")
+    if final["stopped"]:
+        lines += ["", "Stopped before the end of their schedule (not in the table): " + "; ".join(final["stopped"]) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def _setting(row: dict) -> str:
+    """``[darts_nb201]`` + its overrides, the images and their re-encoding: what makes two rows different."""
+    changed = ", ".join(f"{k}={v}" for k, v in sorted(row["overrides"].items()))
+    quality = "" if row["jpeg_quality"] is None else f", JPEG {row['jpeg_quality']}"
+    return f"`[{row['section']}]`" + (f" with {changed}" if changed else "") + f"{quality}, {row['epochs']} epochs"
+
+
+def final_figure(final: dict, path: Path) -> None:
+    """Each finished search's test accuracy (a dot per seed) per method and setting, the paper's value as a bar."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = final["rows"]
+    if not rows:
+        return
+    fig, ax = plt.subplots(figsize=(1.8 + 1.4 * len(rows), 3.6))
+    for x, row in enumerate(rows):
+        tests = [s["test"] for s in row["seeds"]]
+        ax.scatter([x] * len(tests), tests, color="C0", zorder=3, label="ours, one seed" if x == 0 else None)
+        ax.errorbar(x + 0.15, row["test_mean"], yerr=row["test_std"], fmt="s", color="C0", capsize=3,
+                    label="ours, mean ± std" if x == 0 else None)
+        ax.hlines(row["paper_test"], x - 0.3, x + 0.3, color="C3", lw=2, label="paper" if x == 0 else None)
+    ax.set_xticks(range(len(rows)), [f"{METHOD_NAMES[r['method']]}\n{len(r['seeds'])} seeds" for r in rows], fontsize=8)
+    ax.set(ylabel="NB201 CIFAR-10 test acc. of the derived cell (%)",
+           title=f"finished searches in {Path(final['folder']).name} (settings: {FINAL}.md)")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reproduce.drnas_image_check", description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=5, help="first epochs of the 100-epoch search (default 5)")
@@ -307,8 +422,8 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"comma-separated: '{STORED}' (no re-encoding) or JPEG qualities (default {STORED},50,25)")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
     parser.add_argument("--method", default="drnas", choices=METHODS,
-                        help="drnas (drnas.toml [drnas_nb201], default) or darts ([darts_nb201]); each is set "
-                             "beside the official runs of the same method")
+                        help="drnas (drnas.toml [drnas_nb201], default), darts ([darts_nb201]) or gdas "
+                             "([gdas_nb201]); each is set beside the official runs of the same method (none for gdas)")
     parser.add_argument("--images", default="cifar10", choices=CIFAR10_IMAGES,
                         help="CIFAR-10 images: pickles if present, else JPEG (default); or a named copy")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -321,8 +436,20 @@ def main(argv: list[str] | None = None) -> int:
                         help="run nothing: tabulate the epochs an NB201 search checkpoint holds (e.g. of a "
                              "'reproduce drnas --full' search cut short) beside the official runs, into "
                              "--out/<run folder>-epochs<n>.json/.md/.png")
+    parser.add_argument("--final", action="store_true",
+                        help="run nothing: the derived cell of every finished search summarised in --out, per "
+                             "method its NB201 valid/test mean ± std over seeds beside the paper's row, into "
+                             f"--out/{FINAL}.json/.md/.png")
     args = parser.parse_args(argv)
     try:
+        if args.final:
+            final = final_summary(args.out)
+            if not final["rows"]:
+                raise ConfigError(f"{args.out}: no summary of a finished search")
+            stem = args.out / FINAL
+            write(final, stem, render=final_markdown, draw=final_figure)
+            print(f"wrote {stem}.json, .md and .png", file=sys.stderr)
+            return 0
         if args.from_checkpoint is not None:
             summary = tabulate_checkpoint(args.from_checkpoint)
             stem = args.out / f"{args.from_checkpoint.parent.name}-epochs{summary['epochs']}"
@@ -350,13 +477,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def write(summary: dict, stem: Path) -> None:
-    """``stem``.json / .md / .png; a failure to write is a :class:`ConfigError` (one line)."""
+def write(summary: dict, stem: Path, render: Callable[[dict], str] | None = None,
+          draw: Callable[[dict, Path], None] | None = None) -> None:
+    """``stem``.json / .md (``render``, default :func:`markdown`) / .png (``draw``, default :func:`figure`); a
+    failure to write is a :class:`ConfigError` (one line)."""
+    render, draw = render or markdown, draw or figure  # looked up at call time: tests replace the module's figure
     try:
         # appended, not with_suffix: a value like 0.0006 in the name would be taken for a suffix
         atomic_write_json(Path(f"{stem}.json"), summary)
-        atomic_write_text(Path(f"{stem}.md"), markdown(summary))
-        figure(summary, Path(f"{stem}.png"))
+        atomic_write_text(Path(f"{stem}.md"), render(summary))
+        draw(summary, Path(f"{stem}.png"))
     except OSError as exc:
         raise ConfigError(f"cannot write {stem}.json / .md / .png: {exc}") from None
 

@@ -131,7 +131,18 @@ def test_darts_runs_its_own_section_beside_the_official_darts_run(tmp_path, nb20
     assert text.startswith("# DARTS (first order)") and "(32.3)" in text and "| 0 | 32.3 | -0.010 | +0.016 |" in text
     assert "centred first" in text
     with pytest.raises(ConfigError, match="--method"):
-        check([None], [0], 1, "cpu", tmp_path, method="gdas")
+        check([None], [0], 1, "cpu", tmp_path, method="enas")
+
+
+def test_gdas_runs_its_own_section_and_says_no_official_log_exists(tmp_path, nb201, one_torch_thread):
+    summary = check([None], [0], 1, "cpu", tmp_path, images="cifar10-subset", overrides=TINY, progress=False,
+                    method="gdas")
+    assert summary["section"] == "gdas_nb201" and summary["official"] == {}
+    assert [r["name"] for r in summary["runs"]] == ["gdas-stored-seed0-cifar10-subset"]
+    assert summary["alpha_centred_per_edge"] and abs(sum(summary["runs"][0]["epochs"][0]["mean_alpha"].values())) < 5e-4
+    text = markdown(summary)
+    assert text.startswith("# GDAS plain NB201 search") and "No official per-epoch log of GDAS exists" in text
+    assert "| train acc. % | α none |" in text and "official" not in text.split("exists")[1]
 
 
 def test_centring_removes_each_edges_constant_and_nothing_else():
@@ -155,3 +166,59 @@ def test_a_summary_from_before_the_official_runs_gets_them_from_the_log():
                                                         "epochs": [row]}]}
     text = markdown(old)
     assert "| stored | 0 | 0 | 21.7 (22.6 / 21.9) |" in text and "| 0 | 22.6 / 21.9 |" in text
+
+
+def _finished_summary(method: str, section: str, date: str, seeds_tests: dict, epochs: int = 2,
+                      valid: bool = True) -> dict:
+    """A summary as `check` writes it, of searches of ``stage_epochs=[epochs]`` ending at the given test accuracy."""
+    def row(epoch, test):
+        return {"epoch": epoch, "train_acc": 50.0, "argmax_test": test, "argmax_valid": test - 3 if valid else None,
+                "sampled_test_mean": 80.0, "arch": f"cell-{test}", "seconds": 1.0, "mean_alpha": {"none": 0.0}}
+    return {"date": date, "device": "cpu", "method": method, "images": "JPEG", "section": section,
+            "overrides": {"stage_epochs": [2]}, "epochs": epochs, "official": {},
+            "runs": [{"name": f"{method}-seed{seed}", "jpeg_quality": None, "seed": seed,
+                      "epochs": [row(e, 60.0 if e < epochs - 1 else test) for e in range(epochs)]}
+                     for seed, test in seeds_tests.items()]}
+
+
+def test_final_table_averages_the_finished_searches_once_per_seed(tmp_path):
+    from reproduce.drnas_image_check import final_markdown, final_summary
+
+    for name, summary in {
+        "a": _finished_summary("drnas", "drnas_nb201", "2026-01-01", {0: 93.0}),
+        "b": _finished_summary("drnas", "drnas_nb201", "2026-01-01", {1: 80.0}),
+        "c": _finished_summary("drnas", "drnas_nb201", "2026-01-02", {1: 87.0}),  # seed 1 again, newer: it counts
+        "0": _finished_summary("darts", "darts_nb201", "2026-01-01", {0: 54.3, 1: 54.3}),  # rows in METHODS order
+        "e": _finished_summary("drnas", "drnas_nb201", "2026-01-01", {2: 94.0}, epochs=1),  # stopped after 1 of 2
+    }.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps(summary))
+    (tmp_path / "unrelated.json").write_text("[1, 2]")
+    final = final_summary(tmp_path)
+    drnas, darts = final["rows"]
+    assert [s["seed"] for s in drnas["seeds"]] == [0, 1] and [s["test"] for s in drnas["seeds"]] == [93.0, 87.0]
+    assert (drnas["test_mean"], drnas["test_std"], drnas["valid_mean"]) == (90.0, 3.0, 87.0)  # population std
+    assert drnas["test_gap"] == pytest.approx(90.0 - 94.36) and darts["test_std"] == 0.0
+    assert final["stopped"] == ["drnas-seed2 (1 of 2 epochs, e.json)"]
+    text = final_markdown(final)
+    assert "| DrNAS | `[drnas_nb201]` with stage_epochs=[2], 2 epochs | 2 | 87.00 ± 3.00 | 90.00 ± 3.00 | 91.55 / 94.36 | -4.36 |" in text
+    assert "| DARTS (first order) | `[darts_nb201]`" in text and "`cell-87.0`" in text and "`cell-80.0`" not in text
+
+
+def test_final_table_of_old_or_no_summaries_is_one_clear_line(tmp_path, capsys):
+    assert main(["--final", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no summary of a finished search" in err[0]
+    (tmp_path / "old.json").write_text(json.dumps(_finished_summary("gdas", "gdas_nb201", "2026-01-01", {0: 90.0},
+                                                                   valid=False)))
+    assert main(["--final", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "rerun its command" in err[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.json"]  # nothing written
+
+
+def test_final_writes_table_and_figure(tmp_path):
+    (tmp_path / "s.json").write_text(json.dumps(_finished_summary("gdas", "gdas_nb201", "2026-01-01", {0: 90.0, 1: 92.0})))
+    assert main(["--final", "--out", str(tmp_path)]) == 0
+    assert "| GDAS |" in (tmp_path / "final.md").read_text() and (tmp_path / "final.png").stat().st_size > 0
+    assert json.loads((tmp_path / "final.json").read_text())["rows"][0]["test_mean"] == 91.0
+    assert main(["--final", "--out", str(tmp_path)]) == 0  # its own final.json is not read as a summary

@@ -1,0 +1,78 @@
+"""reproduce/device/drnas_gpu_search_leg.sh: one leg of a search spread over GPU sessions by a hand-off checkpoint.
+
+The search itself is replaced by a stub "python" that behaves as ``reproduce drnas --only RUN`` does to the run
+folder (one more epoch in the checkpoint per call, ``result.json`` at the end), so every branch of the script's
+hand-off logic runs in milliseconds; a real leg was smoke-tested at the quick scale (results/drnas/GPU.md, step 2).
+"""
+import subprocess
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "reproduce" / "device" / "drnas_gpu_search_leg.sh"
+RUN = "cifar10-drnas_nb201-seed0"
+
+# a stand-in for `python -m reproduce drnas --quick --device cpu --out RESULTS --only RUN`: appends an epoch to the
+# run's checkpoint; at EPOCHS epochs writes result.json; with STUB_FAIL set, exits without finishing an epoch
+STUB = """#!/usr/bin/env bash
+while [ $# -gt 0 ]; do case "$1" in --out) out="$2"; shift ;; --only) run="$2"; shift ;; esac; shift; done
+[ -n "${STUB_FAIL:-}" ] && { echo "error: stub failed" >&2; exit 1; }
+dir="$out/runs/$run"; mkdir -p "$dir"
+echo epoch >> "$dir/checkpoint.pt"
+echo "$run: epoch $(wc -l < "$dir/checkpoint.pt") done"
+[ "$(wc -l < "$dir/checkpoint.pt")" -ge "${EPOCHS:-3}" ] && echo '{"finished": true}' > "$dir/result.json"
+exit 0
+"""
+
+
+def leg(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    stub = tmp_path / "python"
+    stub.write_text(STUB)
+    stub.chmod(0o755)
+    environment = {"PATH": "/usr/bin:/bin", "SCALE": "quick", "DEVICE": "cpu", "PYTHON": str(stub),
+                   "RESULTS": str(tmp_path / "results"), "OUT": str(tmp_path / "out"), **env}
+    return subprocess.run(["bash", str(SCRIPT), *args], cwd=tmp_path, env=environment, capture_output=True,
+                          text=True, timeout=60)
+
+
+def hand_off(tmp_path: Path) -> None:
+    """What the runbook does here between sessions: commit the returned checkpoint as the hand-off, and the next
+    session's device machine starts without the run folder."""
+    handoff = tmp_path / "results" / "handoff"
+    handoff.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "out" / f"{RUN}.pt").replace(handoff / f"{RUN}.pt")
+    for path in (tmp_path / "results" / "runs" / RUN).iterdir():
+        path.unlink()
+
+
+def test_legs_hand_the_checkpoint_on_until_the_search_finishes(tmp_path):
+    first = leg(tmp_path, RUN, "60")
+    assert first.returncode == 0, first.stderr
+    assert "starts at epoch 0" in first.stdout and "not finished" in first.stdout
+    assert (tmp_path / "out" / f"{RUN}.pt").read_text() == "epoch\n"
+    assert "epoch 1 done" in (tmp_path / "out" / f"{RUN}.log").read_text()
+    hand_off(tmp_path)
+    second = leg(tmp_path, RUN)
+    assert "resuming from" in second.stdout and (tmp_path / "out" / f"{RUN}.pt").read_text() == "epoch\n" * 2
+    hand_off(tmp_path)
+    last = leg(tmp_path, RUN)
+    assert last.returncode == 0 and "finished" in last.stdout
+    assert (tmp_path / "out" / f"{RUN}.result.json").read_text() == '{"finished": true}\n'
+    # a finished search is not run again, and nothing of it is touched
+    again = leg(tmp_path, RUN)
+    assert again.returncode == 2 and again.stderr.count("\n") == 1 and "has finished" in again.stderr
+    assert (tmp_path / "results" / "runs" / RUN / "result.json").is_file()
+
+
+def test_a_leg_that_finishes_no_epoch_sends_nothing_back(tmp_path):
+    result = leg(tmp_path, RUN, STUB_FAIL="1")
+    assert result.returncode == 1 and "nothing to hand off" in result.stderr
+    assert not (tmp_path / "out" / f"{RUN}.pt").exists()
+
+
+@pytest.mark.parametrize("args, message", [((), "usage:"), ((RUN, "9 min"), "whole number of seconds"),
+                                           ((RUN, "60", "extra"), "usage:")])
+def test_bad_arguments_are_one_clear_line(tmp_path, args, message):
+    result = leg(tmp_path, *args)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and message in result.stderr
+    assert not (tmp_path / "results").exists()  # nothing created
