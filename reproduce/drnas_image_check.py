@@ -19,6 +19,8 @@ after ``--epochs`` epochs; it checkpoints every epoch under ``--out/runs`` and a
     python -m reproduce.drnas_image_check --epochs 2 --qualities stored --set precision=tf32_emulated  # TF32 on a CPU
     python -m reproduce.drnas_image_check --epochs 2 --qualities stored --method darts  # DARTS ([darts_nb201])
     python -m reproduce.drnas_image_check --epochs 2 --qualities stored --method gdas  # GDAS ([gdas_nb201])
+    python -m reproduce.drnas_image_check --epochs 2 --qualities stored --section drnas_nb201_progressive
+    python -m reproduce.drnas_image_check --final --out DIR  # the derived cells of the finished searches in DIR
     python -m reproduce.drnas_image_check --from-checkpoint RUN/checkpoint.pt --out DIR  # tabulate a search so far
 
 Every table and figure sets the runs beside the official ones of the same method, epoch by epoch (train
@@ -92,10 +94,12 @@ def override_label(overrides: dict | None) -> str:
 
 def check(qualities: list[int | None], seeds: list[int], epochs: int, device: str, out: Path,
           images: str = "cifar10", overrides: dict | None = None, tag: str = "", progress: bool = True,
-          on_progress: Callable[[dict], None] | None = None, method: str = "drnas") -> dict:
+          on_progress: Callable[[dict], None] | None = None, method: str = "drnas", section: str | None = None) -> dict:
     """Run (or resume) each (quality, seed) search of ``method`` for its first ``epochs`` epochs; return the
-    summary. ``overrides`` change the section's hyper-parameters (tests use a tiny network); ``tag`` ends the run
-    names; ``on_progress`` gets the summary so far after every epoch (a time limit that cuts a run loses nothing)."""
+    summary. ``section``: the drnas.toml section searched (default: the method's own, e.g. ``drnas_nb201``; another,
+    e.g. ``drnas_nb201_progressive``, is named in the runs). ``overrides`` change the section's hyper-parameters
+    (tests use a tiny network); ``tag`` ends the run names; ``on_progress`` gets the summary so far after every
+    epoch (a time limit that cuts a run loses nothing)."""
     from algorithms import algorithm_class, entry
     from algorithms.nn.data import image_source, load_dataset
     from algorithms.nn.search import device_name, load_hparams, make_search, run_search, search_data
@@ -103,8 +107,11 @@ def check(qualities: list[int | None], seeds: list[int], epochs: int, device: st
 
     if method not in METHODS:
         raise ConfigError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
-    section = entry(method).section
+    section = section or entry(method).section
     hparams = load_hparams("drnas", section, overrides)
+    if hparams.get("space") != "nb201":
+        raise ConfigError(f"--section {section}: searches the {hparams.get('space')!r} space; this check needs an "
+                          "NB201 section")
     if epochs > sum(hparams["stage_epochs"]):
         raise ConfigError(f"--epochs {epochs}: the search has only {sum(hparams['stage_epochs'])} epochs")
     benchmark, stored = NB201Benchmark.load(), load_dataset(images)
@@ -113,12 +120,12 @@ def check(qualities: list[int | None], seeds: list[int], epochs: int, device: st
     summary = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "device": device_name(device),
                "method": method, "images": image_source(images), "section": section, "overrides": overrides or {},
                "epochs": epochs, "alpha_centred_per_edge": centre_alpha,
-               "official": official_reference(epochs, method), "runs": runs}
+               "official": official_reference(epochs, method, section), "runs": runs}
     for quality in qualities:
         # the search reads the training images only (its test accuracies are the benchmark's)
         arrays = stored if quality is None else dataclasses.replace(stored, x_train=reencode_jpeg(stored.x_train, quality))
         for seed in seeds:
-            name = ("" if method == "drnas" else f"{method}-") + (
+            name = run_prefix(method, section) + (
                 f"{STORED if quality is None else f'jpeg{quality}'}-seed{seed}"
                 + (f"-{images}" if images != "cifar10" else "") + tag)
             identity = {"paper": "drnas", "method": method, "section": section, "hparams": hparams, "seed": seed,
@@ -162,16 +169,30 @@ def tabulate_checkpoint(checkpoint: Path) -> dict:
     return {"date": datetime.fromtimestamp(checkpoint.stat().st_mtime, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "device": ", ".join(devices), "method": method, "images": "; ".join(images),
             "section": identity["section"], "overrides": {}, "epochs": len(history),
-            "alpha_centred_per_edge": centre_alpha, "official": official_reference(len(history), method),
+            "alpha_centred_per_edge": centre_alpha,
+            "official": official_reference(len(history), method, identity["section"]),
             "checkpoint": str(checkpoint),
             "runs": [{"name": checkpoint.parent.name, "jpeg_quality": identity.get("jpeg_quality"),
                       "seed": identity["seed"], "epochs": [_epoch_row(h, centre_alpha) for h in history]}]}
 
 
-def official_reference(epochs: int, method: str = "drnas") -> dict:
+def run_prefix(method: str, section: str) -> str:
+    """What starts the run and file names: nothing for DrNAS's own section, else the method and any other section,
+    so searches of different settings never meet each other's checkpoints or tables."""
+    from algorithms import entry
+
+    return ("" if method == "drnas" else f"{method}-") + ("" if section == entry(method).section else f"{section}-")
+
+
+def official_reference(epochs: int, method: str = "drnas", section: str | None = None) -> dict:
     """The official runs of ``method``, their first ``epochs`` epochs (reproduce/papers/drnas_official_log.py):
     train accuracy, the argmax cell's NB201 test accuracy and each op's mean alpha after every epoch (None after a
-    run's last epoch, where the log has none; for DARTS centred per edge, from the logged softmax(alpha))."""
+    run's last epoch, where the log has none; for DARTS centred per edge, from the logged softmax(alpha)). The log
+    is of the plain searches: a search of another ``section`` (e.g. progressive) has none."""
+    from algorithms import entry
+
+    if section is not None and section != entry(method).section:
+        return {}
     return {run.name: {"description": run.description, "train_acc": list(run.train_acc[:epochs]),
                        "mean_alpha": [run.mean_alpha_after(e) for e in range(min(epochs, run.epochs))],
                        "argmax_test": list(run.cifar10_test_of_cell_after[:epochs])}
@@ -204,7 +225,9 @@ def _ops(result: dict) -> list[str]:
 
 def _official(result: dict) -> dict:
     """The summary's official runs; a summary written before they were added gets them from the log now."""
-    return result.get("official") or official_reference(result["epochs"], result.get("method", "drnas"))
+    if "official" in result:
+        return result["official"]
+    return official_reference(result["epochs"], result.get("method", "drnas"), result.get("section"))
 
 
 def markdown(result: dict) -> str:
@@ -228,7 +251,8 @@ def markdown(result: dict) -> str:
                  "(reproduce/papers/drnas_official_log.py)"
                  + (f", at the paper's scale: with {', '.join(resized)} changed here they show the curve's shape, "
                     "not values to match" if resized else "") + ".") if names else
-                f"No official per-epoch log of {method} exists (the Mars-204/DrNAS log has DrNAS and DARTS only)."),
+                f"No official per-epoch log of `[{result['section']}]` exists (the Mars-204/DrNAS log has the plain "
+                "DrNAS and DARTS searches only)."),
              "",
              "| images | seed | epoch | train acc. %" + (f" (official {short})" if names else "") + " | "
              + " | ".join(f"α {op}" for op in ops)
@@ -317,7 +341,9 @@ def final_summary(folder: Path) -> dict:
     mean and std over seeds (population std, as every table here) and the paper's row. A seed found in several
     summaries counts once (the newest); searches stopped before their schedule's end are listed apart, not averaged."""
     from algorithms.nn.search import load_hparams
-    from reproduce.papers.drnas import PAPER_NB201
+    from reproduce.papers.drnas import PAPER_NB201, ROWS
+
+    table_rows = {section: row for row, section in load_hparams("drnas", "nb201_table").items()}
 
     groups: dict[tuple, dict] = {}
     stopped: list[str] = []
@@ -353,8 +379,10 @@ def final_summary(folder: Path) -> dict:
     for _, group in sorted(groups.items(), key=lambda item: (METHODS.index(item[0][0]), str(item[0][1:]))):
         seeds = [group["seeds"][s] for s in sorted(group["seeds"])]
         valid, test = np.array([s["valid"] for s in seeds]), np.array([s["test"] for s in seeds])
-        (paper_valid, _), (paper_test, _) = PAPER_NB201[group["method"]]["cifar10"]
-        rows.append({**group, "seeds": seeds, "valid_mean": float(valid.mean()), "valid_std": float(valid.std()),
+        row = table_rows.get(group["section"])  # the NB201 table's row searched with this section, if any
+        label = ROWS[row][0] if row else f"{METHOD_NAMES[group['method']]} [{group['section']}]"
+        (paper_valid, _), (paper_test, _) = PAPER_NB201[row or group["method"]]["cifar10"]
+        rows.append({**group, "label": label, "seeds": seeds, "valid_mean": float(valid.mean()), "valid_std": float(valid.std()),
                      "test_mean": float(test.mean()), "test_std": float(test.std()), "paper_valid": paper_valid,
                      "paper_test": paper_test, "test_gap": float(test.mean() - paper_test)})
     return {"folder": str(folder), "rows": rows, "stopped": stopped}
@@ -369,13 +397,13 @@ def final_markdown(final: dict) -> str:
              "| method | setting | seeds | valid % | test % | paper valid / test % | test gap (pp) |",
              "|---|---|---:|---:|---:|---:|---:|"]
     for row in final["rows"]:
-        lines.append(f"| {METHOD_NAMES[row['method']]} | {_setting(row)} | {len(row['seeds'])} | "
+        lines.append(f"| {row['label']} | {_setting(row)} | {len(row['seeds'])} | "
                      f"{row['valid_mean']:.2f} ± {row['valid_std']:.2f} | {row['test_mean']:.2f} ± {row['test_std']:.2f} "
                      f"| {row['paper_valid']:.2f} / {row['paper_test']:.2f} | {row['test_gap']:+.2f} |")
     lines += ["", "| method | setting | seed | derived cell | valid % | test % |", "|---|---|---:|---|---:|---:|"]
     for row in final["rows"]:
         for seed in row["seeds"]:
-            lines.append(f"| {METHOD_NAMES[row['method']]} | {_setting(row)} | {seed['seed']} | `{seed['arch']}` | "
+            lines.append(f"| {row['label']} | {_setting(row)} | {seed['seed']} | `{seed['arch']}` | "
                          f"{seed['valid']:.2f} | {seed['test']:.2f} |")
     if final["stopped"]:
         lines += ["", "Stopped before the end of their schedule (not in the table): " + "; ".join(final["stopped"]) + "."]
@@ -405,7 +433,7 @@ def final_figure(final: dict, path: Path) -> None:
         ax.errorbar(x + 0.15, row["test_mean"], yerr=row["test_std"], fmt="s", color="C0", capsize=3,
                     label="ours, mean ± std" if x == 0 else None)
         ax.hlines(row["paper_test"], x - 0.3, x + 0.3, color="C3", lw=2, label="paper" if x == 0 else None)
-    ax.set_xticks(range(len(rows)), [f"{METHOD_NAMES[r['method']]}\n{len(r['seeds'])} seeds" for r in rows], fontsize=8)
+    ax.set_xticks(range(len(rows)), [f"{r['label']}\n{len(r['seeds'])} seeds" for r in rows], fontsize=8)
     ax.set(ylabel="NB201 CIFAR-10 test acc. of the derived cell (%)",
            title=f"finished searches in {Path(final['folder']).name} (settings: {FINAL}.md)")
     ax.legend(fontsize=7, loc="lower right")
@@ -416,6 +444,8 @@ def final_figure(final: dict, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from algorithms import entry
+
     parser = argparse.ArgumentParser(prog="python -m reproduce.drnas_image_check", description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=5, help="first epochs of the 100-epoch search (default 5)")
     parser.add_argument("--qualities", default=f"{STORED},50,25",
@@ -424,6 +454,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--method", default="drnas", choices=METHODS,
                         help="drnas (drnas.toml [drnas_nb201], default), darts ([darts_nb201]) or gdas "
                              "([gdas_nb201]); each is set beside the official runs of the same method (none for gdas)")
+    parser.add_argument("--section", help="another NB201 section of drnas.toml for the method, e.g. "
+                                          "drnas_nb201_progressive (no official per-epoch log to set beside it)")
     parser.add_argument("--images", default="cifar10", choices=CIFAR10_IMAGES,
                         help="CIFAR-10 images: pickles if present, else JPEG (default); or a named copy")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -464,11 +496,11 @@ def main(argv: list[str] | None = None) -> int:
         overrides = parse_overrides(args.overrides)
         # one file per setting (no silent overwrite), rewritten after every run
         labels = [STORED if q is None else f"jpeg{q}" for q in qualities]
-        stem = args.out / (("" if args.method == "drnas" else f"{args.method}-")
+        stem = args.out / (run_prefix(args.method, args.section or entry(args.method).section)
                            + f"epochs{args.epochs}-{'-'.join(labels)}-seeds{'-'.join(map(str, seeds))}"
                            + (f"-{args.images}" if args.images != "cifar10" else "") + override_label(overrides))
         check(qualities, seeds, args.epochs, args.device, args.out, images=args.images, overrides=overrides or None,
-              tag=override_label(overrides), progress=sys.stderr.isatty(), method=args.method,
+              tag=override_label(overrides), progress=sys.stderr.isatty(), method=args.method, section=args.section,
               on_progress=lambda summary: write(summary, stem))
     except NasReproError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -141,7 +141,7 @@ def test_gdas_runs_its_own_section_and_says_no_official_log_exists(tmp_path, nb2
     assert [r["name"] for r in summary["runs"]] == ["gdas-stored-seed0-cifar10-subset"]
     assert summary["alpha_centred_per_edge"] and abs(sum(summary["runs"][0]["epochs"][0]["mean_alpha"].values())) < 5e-4
     text = markdown(summary)
-    assert text.startswith("# GDAS plain NB201 search") and "No official per-epoch log of GDAS exists" in text
+    assert text.startswith("# GDAS plain NB201 search") and "No official per-epoch log of `[gdas_nb201]` exists" in text
     assert "| train acc. % | α none |" in text and "official" not in text.split("exists")[1]
 
 
@@ -201,7 +201,7 @@ def test_final_table_averages_the_finished_searches_once_per_seed(tmp_path):
     assert final["stopped"] == ["drnas-seed2 (1 of 2 epochs, e.json)"]
     text = final_markdown(final)
     assert "| DrNAS | `[drnas_nb201]` with stage_epochs=[2], 2 epochs | 2 | 87.00 ± 3.00 | 90.00 ± 3.00 | 91.55 / 94.36 | -4.36 |" in text
-    assert "| DARTS (first order) | `[darts_nb201]`" in text and "`cell-87.0`" in text and "`cell-80.0`" not in text
+    assert "| DARTS (1st order) | `[darts_nb201]`" in text and "`cell-87.0`" in text and "`cell-80.0`" not in text
 
 
 def test_final_table_of_old_or_no_summaries_is_one_clear_line(tmp_path, capsys):
@@ -222,3 +222,20 @@ def test_final_writes_table_and_figure(tmp_path):
     assert "| GDAS |" in (tmp_path / "final.md").read_text() and (tmp_path / "final.png").stat().st_size > 0
     assert json.loads((tmp_path / "final.json").read_text())["rows"][0]["test_mean"] == 91.0
     assert main(["--final", "--out", str(tmp_path)]) == 0  # its own final.json is not read as a summary
+
+
+def test_progressive_section_runs_across_its_stages_under_its_own_name(tmp_path, nb201, one_torch_thread):
+    from reproduce.drnas_image_check import final_markdown, final_summary, write
+
+    tiny = {**TINY, "stage_epochs": [1, 1], "arch_warmup_epochs": [0, 0]}
+    summary = check([None], [0], 2, "cpu", tmp_path, images="cifar10-subset", overrides=tiny, progress=False,
+                    section="drnas_nb201_progressive")
+    assert summary["section"] == "drnas_nb201_progressive" and summary["official"] == {}  # the log is of plain runs
+    assert summary["runs"][0]["name"] == "drnas_nb201_progressive-stored-seed0-cifar10-subset"
+    assert [r["epoch"] for r in summary["runs"][0]["epochs"]] == [0, 1]  # epoch 1 is the second stage's
+    assert "No official per-epoch log of `[drnas_nb201_progressive]` exists" in markdown(summary)
+    write(summary, tmp_path / "progressive")
+    assert final_summary(tmp_path)["rows"][0]["label"] == "DrNAS (progressive)"
+    assert "| DrNAS (progressive) | `[drnas_nb201_progressive]` with" in final_markdown(final_summary(tmp_path))
+    with pytest.raises(ConfigError, match="NB201 section"):
+        check([None], [0], 1, "cpu", tmp_path, section="drnas_darts")
