@@ -24,9 +24,9 @@ after ``--epochs`` epochs; it checkpoints every epoch under ``--out/runs`` and a
     python -m reproduce.drnas_image_check --from-checkpoint RUN/checkpoint.pt --out DIR  # tabulate a search so far
 
 Every table and figure sets the runs beside the official ones of the same method, epoch by epoch (train
-accuracy and each op's mean α, centred per edge for DARTS and GDAS): the complete seed-2 runs of the only public per-epoch
-log of the official search (reproduce/papers/drnas_official_log.py; two DrNAS runs, whose spread is the yardstick,
-and one DARTS run; none of GDAS).
+accuracy and each op's mean α, centred per edge for DARTS and GDAS): the complete seed-2 runs of the only public
+per-epoch log of the official search (reproduce/papers/drnas_official_log.py; two DrNAS runs, whose spread is the
+yardstick, and one DARTS run; none of GDAS or of the progressive search).
 """
 from __future__ import annotations
 
@@ -94,7 +94,8 @@ def override_label(overrides: dict | None) -> str:
 
 def check(qualities: list[int | None], seeds: list[int], epochs: int, device: str, out: Path,
           images: str = "cifar10", overrides: dict | None = None, tag: str = "", progress: bool = True,
-          on_progress: Callable[[dict], None] | None = None, method: str = "drnas", section: str | None = None) -> dict:
+          on_progress: Callable[[dict], None] | None = None, method: str = "drnas",
+          section: str | None = None) -> dict:
     """Run (or resume) each (quality, seed) search of ``method`` for its first ``epochs`` epochs; return the
     summary. ``section``: the drnas.toml section searched (default: the method's own, e.g. ``drnas_nb201``; another,
     e.g. ``drnas_nb201_progressive``, is named in the runs). ``overrides`` change the section's hyper-parameters
@@ -382,9 +383,10 @@ def final_summary(folder: Path) -> dict:
         row = table_rows.get(group["section"])  # the NB201 table's row searched with this section, if any
         label = ROWS[row][0] if row else f"{METHOD_NAMES[group['method']]} [{group['section']}]"
         (paper_valid, _), (paper_test, _) = PAPER_NB201[row or group["method"]]["cifar10"]
-        rows.append({**group, "label": label, "seeds": seeds, "valid_mean": float(valid.mean()), "valid_std": float(valid.std()),
-                     "test_mean": float(test.mean()), "test_std": float(test.std()), "paper_valid": paper_valid,
-                     "paper_test": paper_test, "test_gap": float(test.mean() - paper_test)})
+        rows.append({**group, "label": label, "seeds": seeds,
+                     "valid_mean": float(valid.mean()), "valid_std": float(valid.std()),
+                     "test_mean": float(test.mean()), "test_std": float(test.std()),
+                     "paper_valid": paper_valid, "paper_test": paper_test, "test_gap": float(test.mean() - paper_test)})
     return {"folder": str(folder), "rows": rows, "stopped": stopped}
 
 
@@ -397,16 +399,19 @@ def final_markdown(final: dict) -> str:
              "| method | setting | seeds | valid % | test % | paper valid / test % | test gap (pp) |",
              "|---|---|---:|---:|---:|---:|---:|"]
     for row in final["rows"]:
-        lines.append(f"| {row['label']} | {_setting(row)} | {len(row['seeds'])} | "
-                     f"{row['valid_mean']:.2f} ± {row['valid_std']:.2f} | {row['test_mean']:.2f} ± {row['test_std']:.2f} "
-                     f"| {row['paper_valid']:.2f} / {row['paper_test']:.2f} | {row['test_gap']:+.2f} |")
+        spread = len(row["seeds"]) > 1  # one seed has no spread to show
+        valid, test = (f"{row[f'{split}_mean']:.2f}" + (f" ± {row[f'{split}_std']:.2f}" if spread else "")
+                       for split in ("valid", "test"))
+        lines.append(f"| {row['label']} | {_setting(row)} | {len(row['seeds'])} | {valid} | {test} | "
+                     f"{row['paper_valid']:.2f} / {row['paper_test']:.2f} | {row['test_gap']:+.2f} |")
     lines += ["", "| method | setting | seed | derived cell | valid % | test % |", "|---|---|---:|---|---:|---:|"]
     for row in final["rows"]:
         for seed in row["seeds"]:
             lines.append(f"| {row['label']} | {_setting(row)} | {seed['seed']} | `{seed['arch']}` | "
                          f"{seed['valid']:.2f} | {seed['test']:.2f} |")
     if final["stopped"]:
-        lines += ["", "Stopped before the end of their schedule (not in the table): " + "; ".join(final["stopped"]) + "."]
+        lines += ["", "Stopped before the end of their schedule (not in the table): "
+                  + "; ".join(final["stopped"]) + "."]
     return "\n".join(lines) + "\n"
 
 

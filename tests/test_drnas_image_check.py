@@ -200,7 +200,8 @@ def test_final_table_averages_the_finished_searches_once_per_seed(tmp_path):
     assert drnas["test_gap"] == pytest.approx(90.0 - 94.36) and darts["test_std"] == 0.0
     assert final["stopped"] == ["drnas-seed2 (1 of 2 epochs, e.json)"]
     text = final_markdown(final)
-    assert "| DrNAS | `[drnas_nb201]` with stage_epochs=[2], 2 epochs | 2 | 87.00 ± 3.00 | 90.00 ± 3.00 | 91.55 / 94.36 | -4.36 |" in text
+    assert ("| DrNAS | `[drnas_nb201]` with stage_epochs=[2], 2 epochs | 2 | 87.00 ± 3.00 | 90.00 ± 3.00 "
+            "| 91.55 / 94.36 | -4.36 |") in text
     assert "| DARTS (1st order) | `[darts_nb201]`" in text and "`cell-87.0`" in text and "`cell-80.0`" not in text
 
 
@@ -217,7 +218,8 @@ def test_final_table_of_old_or_no_summaries_is_one_clear_line(tmp_path, capsys):
 
 
 def test_final_writes_table_and_figure(tmp_path):
-    (tmp_path / "s.json").write_text(json.dumps(_finished_summary("gdas", "gdas_nb201", "2026-01-01", {0: 90.0, 1: 92.0})))
+    summary = _finished_summary("gdas", "gdas_nb201", "2026-01-01", {0: 90.0, 1: 92.0})
+    (tmp_path / "s.json").write_text(json.dumps(summary))
     assert main(["--final", "--out", str(tmp_path)]) == 0
     assert "| GDAS |" in (tmp_path / "final.md").read_text() and (tmp_path / "final.png").stat().st_size > 0
     assert json.loads((tmp_path / "final.json").read_text())["rows"][0]["test_mean"] == 91.0
@@ -235,7 +237,10 @@ def test_progressive_section_runs_across_its_stages_under_its_own_name(tmp_path,
     assert [r["epoch"] for r in summary["runs"][0]["epochs"]] == [0, 1]  # epoch 1 is the second stage's
     assert "No official per-epoch log of `[drnas_nb201_progressive]` exists" in markdown(summary)
     write(summary, tmp_path / "progressive")
-    assert final_summary(tmp_path)["rows"][0]["label"] == "DrNAS (progressive)"
-    assert "| DrNAS (progressive) | `[drnas_nb201_progressive]` with" in final_markdown(final_summary(tmp_path))
+    final = final_summary(tmp_path)
+    test = final["rows"][0]["seeds"][0]["test"]
+    assert final["rows"][0]["label"] == "DrNAS (progressive)"
+    assert "| DrNAS (progressive) | `[drnas_nb201_progressive]` with" in final_markdown(final)
+    assert f"epochs | 1 | {final['rows'][0]['valid_mean']:.2f} | {test:.2f} | 91.55 / 94.36 |" in final_markdown(final)
     with pytest.raises(ConfigError, match="NB201 section"):
         check([None], [0], 1, "cpu", tmp_path, section="drnas_darts")
