@@ -297,9 +297,9 @@ def _official_values(official: dict, epoch: int, value: Callable, form: str, bar
 
 def figure(result: dict, path: Path) -> None:
     """Train accuracy and the mean α of each op against the epoch, one line style per image quality."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from reproduce import figures
+
+    plt = figures.pyplot()
 
     runs = [r for r in result["runs"] if r["epochs"]]
     if not runs:
@@ -327,10 +327,7 @@ def figure(result: dict, path: Path) -> None:
     for ax, op in zip(axes[1:], ops):
         ax.set(title=f"mean α: {op}", xlabel="epoch")
         ax.axhline(0, color="grey", lw=0.5)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    figures.save_png(fig, path)
 
 
 FINAL = "final"  # the stem of --final's outputs in --out
@@ -424,9 +421,9 @@ def _setting(row: dict) -> str:
 
 def final_figure(final: dict, path: Path) -> None:
     """Each finished search's test accuracy (a dot per seed) per method and setting, the paper's value as a bar."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from reproduce import figures
+
+    plt = figures.pyplot()
 
     rows = final["rows"]
     if not rows:
@@ -442,10 +439,7 @@ def final_figure(final: dict, path: Path) -> None:
     ax.set(ylabel="NB201 CIFAR-10 test acc. of the derived cell (%)",
            title=f"finished searches in {Path(final['folder']).name} (settings: {FINAL}.md)")
     ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    figures.save_png(fig, path)
 
 
 def main(argv: list[str] | None = None) -> int:

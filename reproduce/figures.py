@@ -18,6 +18,16 @@ def pyplot() -> Any:
     return plt
 
 
+def save_png(fig: Any, path: str | Path, dpi: int = 120) -> Path:
+    """Lay ``fig`` out tightly, write it to ``path`` (PNG), close it; the one-file figures of the diagnostics."""
+    path = Path(path)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    pyplot().close(fig)
+    return path
+
+
 def save(fig: Any, stem: str | Path) -> list[Path]:
     """Write ``fig`` to ``stem`` with suffix .png and .pdf (a suffix already on ``stem`` is replaced), close
     it, and return the two paths."""

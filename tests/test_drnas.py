@@ -164,6 +164,20 @@ def test_every_config_section_builds_and_meta_is_documented():
         make_search(DrNAS, load_hparams("drnas", "drnas_nb201", {"learning_rate": 0.1}), 0)
 
 
+@pytest.mark.parametrize("section,channels,error", [
+    ("drnas_nb201_progressive", 16, None), ("drnas_nb201_progressive", 10, "do not split into partial_k 4"),
+    ("drnas_darts", 36, None), ("drnas_darts", 24, None), ("drnas_darts", 16, "do not split into partial_k 6"),
+    ("drnas_darts", 30, "do not split into partial_k 4")])  # the second stage's K
+def test_channels_that_partial_channels_cannot_split_are_a_config_error(section, channels, error):
+    """Caught when the search is configured, as one line, not as a shape error inside a layer."""
+    hparams = load_hparams("drnas", section, {"channels": channels})
+    if error is None:
+        make_search(DrNAS, hparams, 0)
+    else:
+        with pytest.raises(ConfigError, match=error):
+            make_search(DrNAS, hparams, 0)
+
+
 # -- checkpoint / resume --------------------------------------------------------------------------------
 @pytest.mark.parametrize("cls,section,overrides", [
     (DrNAS, "drnas_nb201", dict(stage_epochs=[1, 1], partial_k=[2, 1], num_keep=[5, 3], arch_warmup_epochs=[0, 0],
@@ -299,6 +313,14 @@ def test_only_runs_the_selected_searches_and_reports_the_rest_as_not_run(tmp_pat
     space_row = next(r for r in headline.rows if r.claim.startswith("DARTS space"))
     assert space_row.ours == f"{published!r}, 4.10 M params at 36 channels / 20 cells"
     assert space_row.paper.endswith("4.1 M params") and "nasrepro train-eval" in space_row.note
+    # the published cell on the NB301 stand-in scores as the published cell, and says it is a surrogate's guess
+    standin = json.loads((tmp_path / "run_info.json").read_text())["darts_space_standin"]
+    assert standin["runs"] == ["cifar10-drnas_darts-seed0"]
+    if "unavailable" in standin:  # no data root here: the row says so
+        assert "NB301 stand-in" in space_row.note and "not available here" in space_row.note
+    else:
+        assert standin["valid"][0] == pytest.approx(standin["published"]["drnas_cifar10"], abs=1e-3)
+        assert "NB301 stand-in" in space_row.note and "not a trained result" in space_row.note
     assert sorted(ran) == ["cifar10-drnas_nb201_progressive-seed0", "cifar10-drnas_nb201_progressive-seed1",
                           "cifar10-drnas_nb201_progressive-seed2"]
     rows = {r.claim.split(": ")[1].split(" derived")[0]: r for r in headline.rows if "cifar10:" in r.claim}

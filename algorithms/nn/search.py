@@ -94,6 +94,9 @@ class SupernetSearch(OneShotOptimizer):
             raise ConfigError(f"{self.name}: precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         if batch_size <= 0 or any(e <= 0 for e in stage_epochs) or any(k <= 0 for k in partial_k):
             raise ConfigError(f"{self.name}: batch_size, stage_epochs and partial_k must be positive")
+        for k in partial_k:  # partial channels split each cell's width (channels, then 2x and 4x) into k parts
+            if channels % k:
+                raise ConfigError(f"{self.name}: channels {channels} do not split into partial_k {k} equal parts")
         self.space_name = space
         self.channels, self.cells = channels, cells
         self.epochs = sum(stage_epochs)

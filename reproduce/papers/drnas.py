@@ -57,6 +57,10 @@ PAPER_DARTS_SPACE = "2.46±0.03 % error, 4.1 M params"
 EVALUATION_HOWTO = ("train a genotype with `nasrepro train-eval DIR --genotype \"Genotype(...)\"` "
                     "(darts_eval.toml [full]: 600 epochs, a GPU; resumable); without --genotype it trains the "
                     "paper's published cell, DrNAS_cifar10")
+#: random DARTS-space cells the NB301 stand-in scores as the yardstick of a derived genotype, drawn with a fixed seed
+#: so every report measures against the same cells
+STANDIN_RANDOM_CELLS = 1000
+STANDIN_RANDOM_SEED = 0
 #: an absolute gap (percentage points) within which a full-scale mean counts as reproducing the paper
 TOLERANCE_PP = 0.5
 #: image data each NB201 dataset is searched on, per scale
@@ -144,11 +148,13 @@ def run(scale: str, out: Path, only: str | None = None, device: str | None = Non
     darts_results = [r for r in results if r["job"]["kind"] == "darts"]
     darts_claim = ("DARTS space (CIFAR-10), progressive DrNAS search: derived genotype and its parameters at the "
                    "evaluation size (paper: 2.46±0.03 % test error after training it)")
-    for r in darts_results:
+    standin = standin_scores([r["final_architecture"] for r in darts_results]) if darts_results else {}
+    for i, r in enumerate(darts_results):
         rows.append({"claim": darts_claim, "paper": PAPER_DARTS_SPACE,
                      "ours": f"{r['final_architecture']}, {_evaluation_params(r['final_architecture'])}",
                      "seeds": 1, "verdict": "not measurable here",
-                     "note": f"search only ({r['epochs_done']} epochs at the {scale} scale); {EVALUATION_HOWTO}"})
+                     "note": f"search only ({r['epochs_done']} epochs at the {scale} scale); {EVALUATION_HOWTO}; "
+                             f"{standin_note(standin, i)}"})
     if not darts_results:
         rows.append({"claim": darts_claim, "paper": PAPER_DARTS_SPACE, "ours": "—", "seeds": 0, "verdict": "not run",
                      "note": f"no finished {scale}-scale search yet (see --only); {EVALUATION_HOWTO}"})
@@ -167,6 +173,8 @@ def run(scale: str, out: Path, only: str | None = None, device: str | None = Non
                                                       "epochs_done": r["epochs_done"],
                                                       **_timing(r)}
                          for r in results}}
+    if standin:  # the DARTS-space searches' genotypes, in darts_results order, on the NB301 stand-in
+        run_info["darts_space_standin"] = {**standin, "runs": [Path(r["job"]["out"]).name for r in darts_results]}
     atomic_write_json(out / "run_info.json", run_info)
     atomic_write_text(out / "results.md", _markdown(headline.to_dict(), run_info))
     return headline.write(out / "headline.json")
@@ -230,6 +238,45 @@ def _evaluation_params(genotype: str) -> str:
     config = load_train_config("full")
     return (f"{evaluation_params_mb(genotype):.2f} M params at {config.init_channels} channels / "
             f"{config.layers} cells")
+
+
+def standin_scores(genotypes: list[str]) -> dict:
+    """The NB301 stand-in's predicted CIFAR-10 validation accuracy (%) of each genotype, with its yardsticks: the
+    paper's published DrNAS cell, DARTS (second order), and :data:`STANDIN_RANDOM_CELLS` random cells (each
+    genotype's percentile among them). A surrogate's guess, not a trained result: the paper's own DARTS-space
+    number needs a 600-epoch evaluation. Without the stand-in's files: ``{"unavailable": reason}``."""
+    from scipy.stats import percentileofscore
+
+    from benchmarks.darts_space import PUBLISHED, DartsSpace
+    from benchmarks.nb301_standin import LABEL, NB301StandIn
+
+    try:
+        standin = NB301StandIn.load()
+    except DataError as exc:
+        return {"label": LABEL, "unavailable": str(exc)}
+    rng = np.random.default_rng(STANDIN_RANDOM_SEED)
+    random_cells = [DartsSpace().sample(rng) for _ in range(STANDIN_RANDOM_CELLS)]
+    scores = standin.query_many([*genotypes, *PUBLISHED.values(), *random_cells], "cifar10")
+    ours, published, random_scores = np.split(scores, [len(genotypes), len(genotypes) + len(PUBLISHED)])
+    return {"label": LABEL,
+            "valid": [round(float(v), 3) for v in ours],
+            "percentile": [round(float(percentileofscore(random_scores, v)), 1) for v in ours],
+            "published": {name: round(float(v), 3) for name, v in zip(PUBLISHED, published)},
+            "random": {"cells": STANDIN_RANDOM_CELLS, "seed": STANDIN_RANDOM_SEED,
+                       **{f"p{q}": round(float(v), 3) for q, v in zip((5, 50, 95),
+                                                                     np.percentile(random_scores, (5, 50, 95)))}}}
+
+
+def standin_note(scores: dict, index: int = 0) -> str:
+    """One sentence on genotype ``index`` of :func:`standin_scores`."""
+    if "unavailable" in scores:
+        return f"{scores['label']}: not available here ({scores['unavailable']})"
+    random = scores["random"]
+    return (f"{scores['label']} predicts {scores['valid'][index]:.2f} % CIFAR-10 validation accuracy for it, above "
+            f"{scores['percentile'][index]:.0f} % of {random['cells']} random cells (median {random['p50']:.2f}, "
+            f"95th percentile {random['p95']:.2f}); the paper's published DrNAS cell "
+            f"{scores['published']['drnas_cifar10']:.2f}, DARTS V2 {scores['published']['darts_v2']:.2f}: a "
+            f"surrogate's guess, not a trained result")
 
 
 def _check_images(name: str) -> None:
