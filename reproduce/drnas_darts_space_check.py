@@ -31,7 +31,7 @@ from nasrepro.errors import ConfigError, NasReproError
 from reproduce.cli import parse_overrides
 from reproduce.drnas_image_check import override_label, parse_seeds, write
 from reproduce.nb201_training_check import CIFAR10_IMAGES
-from reproduce.papers.drnas import PAPER_DARTS_SPACE, standin_note, standin_scores
+from reproduce.papers.drnas import PAPER_DARTS_SPACE, evaluation_params_note, standin_scores
 
 SECTION = "drnas_darts"
 #: the published cells the stand-in scores as yardsticks (benchmarks/darts_space.py PUBLISHED), as labelled here
@@ -85,8 +85,6 @@ def check(seeds: list[int], device: str, out: Path, overrides: dict | None = Non
 def summarise(histories: dict[str, tuple[int, list[dict]]], stage_epochs: list[int], device: str, images: str,
               overrides: dict) -> dict:
     """Every epoch's derived genotype of every run, scored by the stand-in in one call."""
-    from reproduce.papers.drnas import _evaluation_params
-
     genotypes = [h["arch"] for _, history in histories.values() for h in history]
     scores = standin_scores(genotypes)
     if "unavailable" in scores:
@@ -103,7 +101,7 @@ def summarise(histories: dict[str, tuple[int, list[dict]]], stage_epochs: list[i
             i += 1
         finished = len(history) == epochs_total
         runs.append({"name": name, "seed": seed, "finished": finished, "epochs": rows,
-                     "final_params": _evaluation_params(rows[-1]["arch"]) if finished else None})
+                     "final_params": evaluation_params_note(rows[-1]["arch"]) if finished else None})
     return {"date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "device": device, "images": images,
             "section": SECTION, "overrides": overrides, "epochs": epochs_total,
             "standin": {k: v for k, v in scores.items() if k not in ("valid", "percentile")}, "runs": runs}

@@ -151,7 +151,7 @@ def run(scale: str, out: Path, only: str | None = None, device: str | None = Non
     standin = standin_scores([r["final_architecture"] for r in darts_results]) if darts_results else {}
     for i, r in enumerate(darts_results):
         rows.append({"claim": darts_claim, "paper": PAPER_DARTS_SPACE,
-                     "ours": f"{r['final_architecture']}, {_evaluation_params(r['final_architecture'])}",
+                     "ours": f"{r['final_architecture']}, {evaluation_params_note(r['final_architecture'])}",
                      "seeds": 1, "verdict": "not measurable here",
                      "note": f"search only ({r['epochs_done']} epochs at the {scale} scale); {EVALUATION_HOWTO}; "
                              f"{standin_note(standin, i)}"})
@@ -231,7 +231,7 @@ def _trained_on(results: list[dict], images: str) -> str:
     return "; ".join(named)
 
 
-def _evaluation_params(genotype: str) -> str:
+def evaluation_params_note(genotype: str) -> str:
     """The genotype's parameter count at the paper's evaluation size (36 channels, 20 cells, CIFAR-10)."""
     from algorithms.nn.train import evaluation_params_mb, load_train_config
 
