@@ -102,6 +102,15 @@ def parse_seeds(text: str) -> tuple[int, ...]:
     return tuple(sorted(seeds))
 
 
+def check_device(device: str, where: str | None = None) -> None:
+    """A CUDA device asked for where there is none: one line, ``<where>: no CUDA GPU here`` (``where`` defaults
+    to ``--device <device>``), before any data is read or any run started."""
+    import torch
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"{where or f'--device {device}'}: no CUDA GPU here")
+
+
 def parse_overrides(items: list[str]) -> dict[str, Any]:
     """``key=value`` pairs; values are read as TOML (``20``, ``0.5``, ``true``, ``[1, 2]``), else text."""
     overrides: dict[str, Any] = {}

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from nasrepro.errors import ConfigError, NasReproError
-from reproduce.cli import parse_overrides
+from reproduce.cli import check_device, parse_overrides
 from reproduce.drnas_image_check import override_label, parse_seeds, write
 from reproduce.nb201_training_check import CIFAR10_IMAGES
 from reproduce.papers.drnas import PAPER_DARTS_SPACE, evaluation_params_note, standin_scores
@@ -188,8 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("results/drnas/darts_space_check"))
     args = parser.parse_args(argv)
     try:
-        if args.device.startswith("cuda") and not torch.cuda.is_available():
-            raise ConfigError(f"--device {args.device}: no CUDA GPU here")
+        check_device(args.device)
         seeds, overrides = parse_seeds(args.seeds), parse_overrides(args.overrides)
         stem = args.out / (f"seeds{'-'.join(map(str, seeds))}" + (f"-{args.images}" if args.images != "cifar10" else "")
                            + override_label(overrides))

@@ -38,6 +38,7 @@ from tqdm import tqdm
 
 from nasrepro.errors import ConfigError, NasReproError
 from nasrepro.io import atomic_write_json, atomic_write_text
+from reproduce.cli import check_device
 
 RESAMPLED = "first row, another draw"  # the first setting with a second Dirichlet draw: the noise reference
 POOL_BUG = "+pool_bug"  # a setting suffix: torch's CUDA channels_last pool backward bug, emulated
@@ -54,8 +55,7 @@ def parse_setting(setting: str, default_device: str) -> tuple[str, str, bool]:
     if precision not in PRECISIONS or not device:
         raise ConfigError(f"--settings: each is a precision ({', '.join(PRECISIONS)}), optionally {POOL_BUG} "
                           f"and @device, got {setting!r}")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"--settings {setting}: no CUDA GPU here")
+    check_device(device, f"--settings {setting}")
     if not (device == "cpu" or device.startswith("cuda")):
         raise ConfigError(f"--settings {setting}: the device must be cpu or cuda")
     return precision, device, pool_bug
@@ -185,8 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("results/drnas/gradient_check"))
     args = parser.parse_args(argv)
     try:
-        if args.device.startswith("cuda") and not torch.cuda.is_available():
-            raise ConfigError(f"--device {args.device}: no CUDA GPU here")
+        check_device(args.device)
         if args.batches < 2:
             raise ConfigError(f"--batches must be >= 2, got {args.batches}")
         if not args.checkpoint.is_file():

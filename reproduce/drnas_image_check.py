@@ -44,7 +44,7 @@ import torch
 
 from nasrepro.errors import ConfigError, NasReproError
 from nasrepro.io import atomic_write_json, atomic_write_text
-from reproduce.cli import parse_overrides
+from reproduce.cli import check_device, parse_overrides
 from reproduce.nb201_training_check import CIFAR10_IMAGES, reencode_jpeg
 from reproduce.papers.drnas_official_log import official_runs
 
@@ -487,8 +487,7 @@ def main(argv: list[str] | None = None) -> int:
             write(summary, stem)
             print(f"wrote {stem}.json, .md and .png", file=sys.stderr)
             return 0
-        if args.device.startswith("cuda") and not torch.cuda.is_available():
-            raise ConfigError(f"--device {args.device}: no CUDA GPU here")
+        check_device(args.device)
         if args.epochs < 1:
             raise ConfigError(f"--epochs must be >= 1, got {args.epochs}")
         qualities, seeds = parse_qualities(args.qualities), parse_seeds(args.seeds)

@@ -39,6 +39,7 @@ from torch import nn
 
 from nasrepro.errors import ConfigError, NasReproError
 from nasrepro.io import atomic_write_json, atomic_write_text
+from reproduce.cli import check_device
 
 #: cells checked by default: the space's best (CIFAR-10 test, 200 epochs), the cell our paper-scale progressive
 #: DrNAS search derived (seed 0), and an all-average-pool cell (the direction our searches drift)
@@ -172,8 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("results/drnas/nb201_training_check"))
     args = parser.parse_args(argv)
     try:
-        if args.device.startswith("cuda") and not torch.cuda.is_available():
-            raise ConfigError(f"--device {args.device}: no CUDA GPU here")
+        check_device(args.device)
         if args.epochs < 1 or args.train_images < 0:
             raise ConfigError(f"--epochs must be >= 1 and --train-images >= 0, got {args.epochs}, {args.train_images}")
         if args.jpeg_quality is not None and not 1 <= args.jpeg_quality <= 95:

@@ -398,3 +398,19 @@ def test_every_case_has_an_expected_message_and_there_are_at_least_thirty():
     cases = [*SHARED_ROOT_CASES, *TMP_ROOT_CASES, *NB101_CASES]
     assert sorted(cases) == sorted(EXPECTED)
     assert len(cases) >= 30
+
+
+@pytest.mark.parametrize("module", ["drnas_image_check", "drnas_darts_space_check", "drnas_gradient_check",
+                                    "nb201_training_check"])
+def test_a_gpu_asked_for_where_there_is_none_is_one_line(module, monkeypatch, capsys):
+    """Every diagnostic script refuses ``--device cuda`` on a machine without a GPU before reading any data."""
+    import importlib
+
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    script = importlib.import_module(f"reproduce.{module}")
+    args = ["CHECKPOINT"] if module == "drnas_gradient_check" else []
+    assert script.main([*args, "--device", "cuda"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: --device cuda: no CUDA GPU here"]
