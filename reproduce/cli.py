@@ -103,12 +103,15 @@ def parse_seeds(text: str) -> tuple[int, ...]:
 
 
 def check_device(device: str, where: str | None = None) -> None:
-    """A CUDA device asked for where there is none: one line, ``<where>: no CUDA GPU here`` (``where`` defaults
-    to ``--device <device>``), before any data is read or any run started."""
+    """A device other than cpu / cuda / cuda:N, or a CUDA device where there is none: one line (``where`` names
+    the flag, default ``--device <device>``), before any data is read or any run started."""
     import torch
 
+    where = where or f"--device {device}"
+    if not (device == "cpu" or device == "cuda" or device.startswith("cuda:")):
+        raise ConfigError(f"{where}: the device must be cpu, cuda or cuda:N")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"{where or f'--device {device}'}: no CUDA GPU here")
+        raise ConfigError(f"{where}: no CUDA GPU here")
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:

@@ -414,3 +414,17 @@ def test_a_gpu_asked_for_where_there_is_none_is_one_line(module, monkeypatch, ca
     assert script.main([*args, "--device", "cuda"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: --device cuda: no CUDA GPU here"]
+    assert script.main([*args, "--device", "gpu"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == ["error: --device gpu: the device must be cpu, cuda or cuda:N"]
+
+
+def test_a_gradient_check_setting_on_a_missing_gpu_is_one_line(tmp_path, monkeypatch, capsys):
+    import torch
+
+    from reproduce import drnas_gradient_check
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    checkpoint = tmp_path / "checkpoint.pt"
+    checkpoint.write_bytes(b"settings are checked before the checkpoint is read")
+    assert drnas_gradient_check.main([str(checkpoint), "--device", "cpu", "--settings", "fp32,fp32@cuda"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == ["error: --settings fp32@cuda: no CUDA GPU here"]

@@ -26,6 +26,8 @@ def test_standin_scores_set_a_genotype_beside_the_published_cells_and_random_one
     assert all(0 <= p <= 100 for p in scores["percentile"])
     assert standin_scores([str(published)]) == {**scores, "valid": scores["valid"][:1],
                                                 "percentile": scores["percentile"][:1]}  # a fixed yardstick
+    # a published cell's percentile among the random cells is that of the same cell passed as a genotype
+    assert scores["percentile"] == [scores["published_percentile"][k] for k in ("drnas_cifar10", "darts_v2")]
     note = standin_note(scores, 1)
     assert "not NAS-Bench-301" in note and "not a trained result" in note
     assert f"{scores['valid'][1]:.2f} %" in note
@@ -53,8 +55,11 @@ def test_search_scores_every_epoch_and_resumes(tmp_path, data_root, one_torch_th
     for row in run["epochs"]:
         assert row["arch"].startswith("Genotype(") and 0 <= row["standin_percentile"] <= 100
         assert row["standin_valid"] == pytest.approx(standin_scores([row["arch"]])["valid"][0], abs=1e-3)
-    again = check([0], "cpu", tmp_path, overrides=TINY, images="cifar10-subset", progress=False)
-    assert again["runs"][0]["epochs"] == run["epochs"]  # reloaded from the checkpoint, not searched again
+    reloaded = []
+    again = check([0], "cpu", tmp_path, overrides=TINY, images="cifar10-subset", progress=False,
+                  on_progress=lambda s: reloaded.append([len(r["epochs"]) for r in s["runs"]]))
+    assert reloaded == [[2]]  # reloaded from the checkpoint: no epoch ran again, only the final summary
+    assert again["runs"][0]["epochs"] == run["epochs"] and again["device"] == "cpu"
     text = markdown(summary)
     assert "not NAS-Bench-301" in text and "Derived genotypes of the finished searches" in text
     assert f"| 0 | {run['epochs'][-1]['standin_valid']:.2f} |" in text
