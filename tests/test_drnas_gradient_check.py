@@ -47,7 +47,7 @@ def test_main_writes_json_and_markdown(tiny_checkpoint, tmp_path, one_torch_thre
     (["{ckpt}", "--precisions", "fp32"], "two or more"),
     (["{ckpt}", "--precisions", "fp32,fp16"], "each is a precision"),
     (["{ckpt}", "--settings", "fp32@cpu,fp32@cpu"], "different"),
-    (["{ckpt}", "--settings", "fp32@cpu,fp32@tpu"], "cpu or cuda"),
+    (["{ckpt}", "--settings", "fp32@cpu,fp32@tpu"], "cpu, cuda or cuda:N"),
     (["{ckpt}", "--batches", "1"], "--batches"),
 ])
 def test_bad_input_is_one_clear_line(tiny_checkpoint, tmp_path, capsys, args, message):
