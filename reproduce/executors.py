@@ -7,10 +7,13 @@ An executor is a context manager with ``map(fn, items)`` yielding results as the
 from __future__ import annotations
 
 import os
+import sys
+from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from multiprocessing import get_context
 from typing import Any, Callable, Iterable, Iterator
 
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from nasrepro.errors import ConfigError, NasReproError
@@ -63,7 +66,9 @@ class Executor:
 
 
 class LocalExecutor(Executor):
-    """A process pool sized to the machine; one worker (or one job) runs in this process."""
+    """A process pool sized to the machine; one worker (or one job) runs in this process, on one thread
+    like a pool worker: float kernels round differently with another thread count, and a tiny supernet
+    search amplifies that into another cell, so ``--only`` must compute what the full run computed."""
 
     def __init__(self, workers: int | None = None):
         self.workers = workers or default_workers()
@@ -77,7 +82,9 @@ class LocalExecutor(Executor):
         workers = min(self.workers, len(items))
         if workers <= 1:
             for item in items:
-                yield fn(item)
+                with one_thread():
+                    result = fn(item)
+                yield result
             return
         # spawn: workers start clean (no inherited threads/locks from tqdm, torch or a Ray client)
         self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
@@ -98,10 +105,37 @@ class LocalExecutor(Executor):
             self._pool = None
 
 
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run the block on one thread, as in a pool worker: BLAS/OpenMP pools, torch's intra-op threads
+    (also for a torch first imported inside the block, which reads the variables), restored afterwards."""
+    saved_variables = {name: os.environ.get(name) for name in THREAD_VARIABLES}
+    torch = sys.modules.get("torch")
+    saved_torch_threads = torch.get_num_threads() if torch is not None else None
+    _one_thread_per_worker()
+    if torch is not None:
+        torch.set_num_threads(1)
+    try:
+        with threadpool_limits(limits=1):
+            yield
+    finally:
+        for name, value in saved_variables.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        torch = sys.modules.get("torch")
+        if torch is not None:
+            torch.set_num_threads(saved_torch_threads or default_workers())
+
+
 def _one_thread_per_worker() -> None:
     """Each worker gets one core: BLAS/OpenMP (torch included, which reads this at import) use one thread,
     so ``workers`` processes never oversubscribe the machine. Ray does the same for its 1-CPU tasks."""
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    for name in THREAD_VARIABLES:
         os.environ[name] = "1"
 
 

@@ -534,6 +534,22 @@ def test_fp32_searches_share_no_gpu_and_bf16_ones_do(monkeypatch):
     assert pools == [2]
 
 
+def test_one_cpu_search_in_this_process_runs_on_one_thread_like_the_pool(monkeypatch):
+    """A CPU search's numbers depend on the thread count (session 18: the quick DrNAS seed 1 ended on a
+    93.61 % cell with torch's 2 threads and on 88.66 % with the pool's 1), so ``--only`` on one job uses one."""
+    from reproduce.papers import drnas as paper
+
+    monkeypatch.setattr(paper, "_search_job", lambda job: torch.get_num_threads())
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert paper._run_jobs([{"section": "drnas_nb201", "overrides": {}}], "cpu") == [1]
+        assert torch.get_num_threads() == 2
+        assert paper._run_jobs([{"section": "drnas_nb201", "overrides": {}}], "cuda") == [2]  # no effect on a GPU
+    finally:
+        torch.set_num_threads(threads_before)
+
+
 def test_finished_searches_are_reported_where_their_images_are_absent(tmp_path, monkeypatch):
     """A laptop without CIFAR-10 (or any data root) still reports searches that finished on a GPU machine."""
     import json

@@ -33,6 +33,7 @@ from algorithms.nn.search import load_hparams
 from nasrepro.errors import ConfigError, DataError
 from nasrepro.io import atomic_write_json, atomic_write_text
 from reproduce import figures
+from reproduce.executors import one_thread
 from reproduce.report import Headline, HeadlineRow, headline_table
 
 TITLE = "DrNAS: Dirichlet Neural Architecture Search (ICLR 2021)"
@@ -319,7 +320,15 @@ def _run_jobs(jobs: list[dict], device: str) -> list[dict]:
         workers = 1 if fp32 else max(1, cores // 2)
     workers = min(len(jobs), workers)
     if workers <= 1:
-        return [_search_job(job) for job in jobs]
+        if device != "cpu":  # CPU threads do not touch a GPU search's numbers
+            return [_search_job(job) for job in jobs]
+        # one thread, as in the pool: a CPU search computed with another thread count rounds differently and
+        # can end on another cell, so `--only` on one job must give what the full run gave
+        results = []
+        for job in jobs:
+            with one_thread():
+                results.append(_search_job(job))
+        return results
     # spawn, not fork: a forked child of a process that has used torch's thread pool can deadlock
     with ProcessPoolExecutor(max_workers=workers, initializer=_single_thread,
                              mp_context=multiprocessing.get_context("spawn")) as pool:
