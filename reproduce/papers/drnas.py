@@ -324,11 +324,8 @@ def _run_jobs(jobs: list[dict], device: str) -> list[dict]:
             return [_search_job(job) for job in jobs]
         # one thread, as in the pool: a CPU search computed with another thread count rounds differently and
         # can end on another cell, so `--only` on one job must give what the full run gave
-        results = []
-        for job in jobs:
-            with one_thread():
-                results.append(_search_job(job))
-        return results
+        with one_thread():
+            return [_search_job(job) for job in jobs]
     # spawn, not fork: a forked child of a process that has used torch's thread pool can deadlock
     with ProcessPoolExecutor(max_workers=workers, initializer=_single_thread,
                              mp_context=multiprocessing.get_context("spawn")) as pool:
