@@ -82,13 +82,13 @@ class LocalExecutor(Executor):
         workers = min(self.workers, len(items))
         if workers <= 1:
             for item in items:
-                with one_thread():
+                with cpu_threads():
                     result = fn(item)
                 yield result
             return
         # spawn: workers start clean (no inherited threads/locks from tqdm, torch or a Ray client)
         self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
-                                         initializer=_one_thread_per_worker)
+                                         initializer=set_cpu_threads)
         futures = {self._pool.submit(fn, item) for item in items}
         try:
             while futures:
@@ -109,17 +109,16 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"
 
 
 @contextmanager
-def one_thread() -> Iterator[None]:
-    """Run the block on one thread, as in a pool worker: BLAS/OpenMP pools, torch's intra-op threads
-    (also for a torch first imported inside the block, which reads the variables), restored afterwards."""
+def cpu_threads(count: int = 1) -> Iterator[None]:
+    """Run the block on ``count`` CPU threads (default one, as in a pool worker): BLAS/OpenMP pools, torch's
+    intra-op threads (also for a torch first imported inside the block, which reads the variables), restored
+    afterwards, also on error."""
     saved_variables = {name: os.environ.get(name) for name in THREAD_VARIABLES}
     torch = sys.modules.get("torch")
     saved_torch_threads = torch.get_num_threads() if torch is not None else None
-    _one_thread_per_worker()
-    if torch is not None:
-        torch.set_num_threads(1)
+    set_cpu_threads(count)
     try:
-        with threadpool_limits(limits=1):
+        with threadpool_limits(limits=count):
             yield
     finally:
         for name, value in saved_variables.items():
@@ -132,11 +131,15 @@ def one_thread() -> Iterator[None]:
             torch.set_num_threads(saved_torch_threads or default_workers())
 
 
-def _one_thread_per_worker() -> None:
-    """Each worker gets one core: BLAS/OpenMP (torch included, which reads this at import) use one thread,
-    so ``workers`` processes never oversubscribe the machine. Ray does the same for its 1-CPU tasks."""
+def set_cpu_threads(count: int = 1) -> None:
+    """From now on use ``count`` CPU threads: BLAS/OpenMP (torch included, which reads the variables at import)
+    and torch's intra-op pool if torch is already imported. A pool worker's initializer: with one thread each,
+    ``workers`` processes never oversubscribe the machine (Ray does the same for its 1-CPU tasks)."""
     for name in THREAD_VARIABLES:
-        os.environ[name] = "1"
+        os.environ[name] = str(count)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(count)
 
 
 class RayExecutor(Executor):

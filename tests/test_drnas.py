@@ -12,7 +12,7 @@ from scipy import special
 
 from algorithms.drnas import DrNAS, concentration, dirichlet_rsample
 from algorithms import CONFIG_DIR
-from algorithms.nn.search import load_hparams, make_search, run_search, search_data
+from algorithms.nn.search import device_name, load_hparams, make_search, run_search, search_data
 from algorithms.nn.train import resolve_genotype
 from algorithms.oneshot_baselines import DARTS, GDAS
 from nasrepro.errors import CheckpointError, ConfigError
@@ -240,7 +240,7 @@ def test_search_records_sampled_architectures_with_benchmark_accuracy(tmp_path, 
     result = run_search(search, train, valid, tmp_path, {"hparams": hparams}, benchmark=nb201, progress=False,
                         epoch_info={"images": "tiny arrays"})
     record = result["history"][0]
-    assert record["images"] == "tiny arrays" and record["device"] == "cpu"
+    assert record["images"] == "tiny arrays" and record["device"] == device_name("cpu")
     assert len(record["sampled_test"]) == TINY["sample_archs"]
     assert record["sampled_test_min"] <= record["sampled_test_max"]
     assert record["argmax_test"] == pytest.approx(nb201.query(record["arch"], "cifar10", split="test"))
@@ -276,7 +276,7 @@ def test_only_runs_the_selected_searches_and_reports_the_rest_as_not_run(tmp_pat
 
     ran = []
 
-    def fake_run_jobs(jobs, device):
+    def fake_run_jobs(jobs, device, threads):
         ran.extend(Path(job["out"]).name for job in jobs)
         return [fake_result(job) for job in jobs]
 
@@ -326,6 +326,12 @@ def test_only_runs_the_selected_searches_and_reports_the_rest_as_not_run(tmp_pat
     rows = {r.claim.split(": ")[1].split(" derived")[0]: r for r in headline.rows if "cifar10:" in r.claim}
     assert rows["DrNAS (progressive)"].seeds == 3 and rows["DrNAS (progressive)"].verdict != "not run"
     assert rows["DrNAS"].verdict == "not run"  # the plain search, not selected
+    # the thread count a CPU search ran on is recorded (numbers depend on it), and a --threads run says so
+    assert json.loads((tmp_path / "run_info.json").read_text())["cpu_threads_per_search"] == 1
+    assert "on cpu (1 thread per search)" in (tmp_path / "results.md").read_text()
+    headline = Headline.read(paper.run("quick", tmp_path, only="cifar10-drnas_nb201-seed0", threads=2))
+    assert headline.command.endswith("--only 'cifar10-drnas_nb201-seed0' --threads 2")
+    assert json.loads((tmp_path / "run_info.json").read_text())["cpu_threads_per_search"] == 2
     assert rows["DARTS (1st order)"].note.endswith(
         "images cifar10-subset (as found here: some epochs did not record their images)")
     assert rows["DARTS (1st order)"].seeds == 1  # the earlier run
@@ -354,7 +360,7 @@ def test_full_scale_reports_finished_searches_without_a_gpu_and_refuses_unfinish
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(paper, "_check_images", lambda name: None)
     monkeypatch.setattr(paper, "_image_source", lambda name: f"images {name}")
-    monkeypatch.setattr(paper, "_run_jobs", lambda jobs, device: pytest.fail(f"ran {jobs}"))
+    monkeypatch.setattr(paper, "_run_jobs", lambda jobs, device, threads: pytest.fail(f"ran {jobs}"))
     name = "cifar10-drnas_nb201_progressive-seed0"
     job = {"kind": "nb201", "method": "drnas", "section": "drnas_nb201_progressive",
            "overrides": paper.nb201_overrides("full", "drnas_nb201_progressive"), "seed": 0, "dataset": "cifar10",
@@ -376,7 +382,7 @@ def test_full_scale_reports_finished_searches_without_a_gpu_and_refuses_unfinish
         paper.run("full", tmp_path, only="cifar10-drnas_nb201_progressive-seed*")
     # asked for, the CPU trains them (slowly) at the paper's settings; nothing else changes
     ran = []
-    monkeypatch.setattr(paper, "_run_jobs", lambda jobs, device: ran.extend(jobs) or [])
+    monkeypatch.setattr(paper, "_run_jobs", lambda jobs, device, threads: ran.extend(jobs) or [])
     paper.run("full", tmp_path, only="cifar10-drnas_nb201_progressive-seed*", device="cpu")
     assert sorted(j["seed"] for j in ran) == [1, 2] and {j["device"] for j in ran} == {"cpu"}
     assert all(j["overrides"] == job["overrides"] for j in ran)
@@ -546,8 +552,64 @@ def test_one_cpu_search_in_this_process_runs_on_one_thread_like_the_pool(monkeyp
         assert paper._run_jobs([{"section": "drnas_nb201", "overrides": {}}], "cpu") == [1]
         assert torch.get_num_threads() == 2
         assert paper._run_jobs([{"section": "drnas_nb201", "overrides": {}}], "cuda") == [2]  # no effect on a GPU
+        torch.set_num_threads(1)
+        assert paper._run_jobs([{"section": "drnas_nb201", "overrides": {}}], "cpu", threads=2) == [2]  # --threads 2
+        assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(threads_before)
+
+
+def test_threads_per_search_size_the_cpu_pool(monkeypatch):
+    """``--threads N``: one worker per N cores, each initialised to N threads."""
+    from reproduce.papers import drnas as paper
+
+    pools = []
+
+    class FakePool:
+        def __init__(self, max_workers, initializer, initargs, **_):
+            pools.append((max_workers, initializer, initargs))
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def map(self, fn, jobs):
+            return [fn(job) for job in jobs]
+
+    monkeypatch.setattr(paper, "_search_job", lambda job: job)
+    monkeypatch.setattr(paper, "ProcessPoolExecutor", FakePool)
+    monkeypatch.setattr(paper.os, "cpu_count", lambda: 8)
+    jobs = [{"section": "drnas_nb201", "overrides": {}}] * 6
+    paper._run_jobs(jobs, "cpu")
+    paper._run_jobs(jobs, "cpu", threads=2)
+    assert pools == [(6, paper.set_cpu_threads, (1,)), (4, paper.set_cpu_threads, (2,))]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--threads", "0"], "nasrepro: error: --threads must be positive, got 0"),
+    (["--threads", "2", "--device", "cuda", "--full"], "nasrepro: error: drnas: --threads sets CPU threads per search; "
+                                                       "these searches run on cuda (add --device cpu)"),
+])
+def test_bad_threads_are_one_line(argv, message, tmp_path, monkeypatch, capsys):
+    from nasrepro import cli
+    from reproduce.papers import drnas as paper
+
+    monkeypatch.setattr(paper, "_check_images", lambda images: None)
+    monkeypatch.setattr(paper, "_check_device", lambda device, jobs: None)  # as on a GPU machine
+    monkeypatch.setattr(paper, "_run_jobs", lambda *a: pytest.fail("no search may start"))
+    assert cli.main(["reproduce", "drnas", *argv, "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [message]
+    assert not (tmp_path / "out").exists()
+
+
+def test_papers_without_threads_refuse_it(tmp_path, capsys):
+    from nasrepro import cli
+
+    assert cli.main(["reproduce", "fade", "--threads", "2", "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.strip() == ("nasrepro: error: paper 'fade' does not support --threads "
+                                               "(its workers run one CPU thread each)")
 
 
 def test_finished_searches_are_reported_where_their_images_are_absent(tmp_path, monkeypatch):
@@ -563,7 +625,7 @@ def test_finished_searches_are_reported_where_their_images_are_absent(tmp_path, 
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(paper, "_check_images", no_images)
-    monkeypatch.setattr(paper, "_run_jobs", lambda jobs, device: pytest.fail(f"ran {jobs}"))
+    monkeypatch.setattr(paper, "_run_jobs", lambda jobs, device, threads: pytest.fail(f"ran {jobs}"))
     name = "cifar10-drnas_nb201-seed0"
     job = {"kind": "nb201", "method": "drnas", "section": "drnas_nb201",
            "overrides": paper.nb201_overrides("full", "drnas_nb201"), "seed": 0, "dataset": "cifar10",

@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pytest
 
+from algorithms.nn.search import device_name
 from benchmarks.darts_space import PUBLISHED
 from reproduce.drnas_darts_space_check import check, main, markdown
 from reproduce.papers.drnas import STANDIN_RANDOM_CELLS, standin_note, standin_scores
@@ -59,7 +60,7 @@ def test_search_scores_every_epoch_and_resumes(tmp_path, data_root, one_torch_th
     again = check([0], "cpu", tmp_path, overrides=TINY, images="cifar10-subset", progress=False,
                   on_progress=lambda s: reloaded.append([len(r["epochs"]) for r in s["runs"]]))
     assert reloaded == [[2]]  # reloaded from the checkpoint: no epoch ran again, only the final summary
-    assert again["runs"][0]["epochs"] == run["epochs"] and again["device"] == "cpu"
+    assert again["runs"][0]["epochs"] == run["epochs"] and again["device"] == device_name("cpu")
     text = markdown(summary)
     assert "not NAS-Bench-301" in text and "Derived genotypes of the finished searches" in text
     assert f"| 0 | {run['epochs'][-1]['standin_valid']:.2f} |" in text

@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pytest
 
+from algorithms.nn.search import device_name
 from nasrepro.errors import ConfigError
 from reproduce.drnas_image_check import STORED, _epoch_row, check, main, markdown, parse_qualities, parse_seeds
 
@@ -75,7 +76,7 @@ def test_main_writes_json_markdown_and_figure(tmp_path, nb201, one_torch_thread,
     checkpoint = tmp_path / "runs" / "stored-seed1-cifar10-subset" / "checkpoint.pt"
     assert main(["--from-checkpoint", str(checkpoint), "--out", str(tmp_path / "table")]) == 0
     table = json.loads((tmp_path / "table" / "stored-seed1-cifar10-subset-epochs1.json").read_text())
-    assert table["runs"][0]["epochs"] == result["runs"][0]["epochs"] and table["device"] == "cpu"
+    assert table["runs"][0]["epochs"] == result["runs"][0]["epochs"] and table["device"] == device_name("cpu")
     assert str(checkpoint) in (tmp_path / "table" / "stored-seed1-cifar10-subset-epochs1.md").read_text()
 
 

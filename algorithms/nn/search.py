@@ -582,9 +582,15 @@ def _epoch_record(search: SupernetSearch, epoch: int, steps: int, totals: dict, 
 
 
 def device_name(device: torch.device | str) -> str:
-    """The GPU's name (``NVIDIA H100 80GB HBM3``), else the device type: recorded beside measurements."""
+    """The GPU's name (``NVIDIA H100 80GB HBM3``), else the device type and, on the CPU, torch's thread count
+    (``cpu (1 thread)``): recorded beside measurements, since a CPU search rounds differently on another count."""
     device = torch.device(device)
-    return torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "cpu":
+        threads = torch.get_num_threads()
+        return f"cpu ({threads} thread{'s' if threads > 1 else ''})"
+    return device.type
 
 
 def _nb201_trajectory(search: SupernetSearch, benchmark: Any, generator: torch.Generator) -> dict:

@@ -34,16 +34,19 @@ def available() -> list[str]:
     return [p for p in PAPERS if (Path(__file__).parent / f"{p}.py").is_file()]
 
 
-def run(paper: str, scale: str, out: Path, only: str | None = None, device: str | None = None) -> Path:
-    """``only``: a glob over the paper's run names; ``device``: where a paper that trains networks trains them.
-    Papers whose ``run`` takes no such argument refuse it."""
+def run(paper: str, scale: str, out: Path, only: str | None = None, device: str | None = None,
+        threads: int | None = None) -> Path:
+    """``only``: a glob over the paper's run names; ``device``: where a paper that trains networks trains them;
+    ``threads``: CPU threads per search. Papers whose ``run`` takes no such argument refuse it."""
     if scale not in SCALES:
         raise ConfigError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
     module = load(paper)
-    options = {name: value for name, value in (("only", only), ("device", device)) if value is not None}
+    options = {name: value for name, value in (("only", only), ("device", device), ("threads", threads))
+               if value is not None}
     accepted = inspect.signature(module.run).parameters
+    why_not = {"only": "it runs as one piece", "device": "it trains no network",
+               "threads": "its workers run one CPU thread each"}
     for name in options:
         if name not in accepted:
-            why = "it runs as one piece" if name == "only" else "it trains no network"
-            raise ConfigError(f"paper {paper!r} does not support --{name} ({why})")
+            raise ConfigError(f"paper {paper!r} does not support --{name} ({why_not[name]})")
     return Path(module.run(scale, Path(out), **options))

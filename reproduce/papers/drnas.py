@@ -33,7 +33,7 @@ from algorithms.nn.search import load_hparams
 from nasrepro.errors import ConfigError, DataError
 from nasrepro.io import atomic_write_json, atomic_write_text
 from reproduce import figures
-from reproduce.executors import one_thread
+from reproduce.executors import cpu_threads, set_cpu_threads
 from reproduce.report import Headline, HeadlineRow, headline_table
 
 TITLE = "DrNAS: Dirichlet Neural Architecture Search (ICLR 2021)"
@@ -69,19 +69,26 @@ IMAGES = {"quick": {"cifar10": "cifar10-subset"},
           "full": {"cifar10": "cifar10", "cifar100": "cifar100", "imagenet16-120": "imagenet16-120"}}
 
 
-def run(scale: str, out: Path, only: str | None = None, device: str | None = None) -> Path:
+def run(scale: str, out: Path, only: str | None = None, device: str | None = None, threads: int | None = None) -> Path:
     """``only``: a glob over run names, ``<dataset>-<section>-seed<n>`` (``cifar10-drnas_nb201_progressive-seed0``,
     ``cifar10-drnas_darts-seed0``, ...; the section is in the name, so switching sections never meets the other
     one's checkpoint). Only those run; runs finished earlier in ``out`` are still reported, the rest "not run".
     ``device``: where the searches train; by default the CPU at the quick scale and a CUDA GPU at the full one.
     ``"cpu"`` at the full scale is allowed when asked for (a paper-scale NB201 search takes about a day on two
-    cores; each epoch checkpoints, so it can be spread over sessions)."""
+    cores; each epoch checkpoints, so it can be spread over sessions).
+    ``threads``: CPU threads per search (default 1, as each pool worker has, one worker per ``threads`` cores).
+    A CPU search rounds differently on another thread count and can end on another cell, so a search repeats
+    the full run's numbers only on the same count; more threads make a single long search faster (paper scale
+    on 2 cores: 1.72 s per step on 2 threads, 2.73 s on 1, session 20)."""
     if scale not in ("quick", "full"):
         raise ConfigError(f"drnas: scale must be 'quick' or 'full', got {scale!r}")
     if device not in (None, "cpu", "cuda"):
         raise ConfigError(f"drnas: device must be 'cpu' or 'cuda', got {device!r}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ConfigError(f"drnas: threads must be a positive whole number, got {threads!r}")
     out = Path(out)
     started = datetime.now(timezone.utc)
+    explicit_device = device is not None
     if device is None:  # checked below, only if a selected search still has to run
         device = "cpu" if scale == "quick" else "cuda"
     seeds = [int(s) for s in load_hparams("drnas", f"scale_{scale}_nb201")["seeds"]]  # recorded in run_info.json
@@ -115,9 +122,12 @@ def run(scale: str, out: Path, only: str | None = None, device: str | None = Non
     pending = [job for job in selected if earlier[job["out"]] is None and job["dataset"] not in unavailable]
     if pending:
         _check_device(device, pending)
+        if threads is not None and device != "cpu":
+            raise ConfigError(f"drnas: --threads sets CPU threads per search; these searches run on {device} "
+                              f"(add --device cpu)")
     else:
         device = "cpu (report only: every selected search had finished)"
-    results = (_run_jobs(pending, device) if pending else []) + finished
+    results = (_run_jobs(pending, device, threads or 1) if pending else []) + finished
     results = [r for r in results if r["finished"]]  # a run cut short (another session resumes it) is not reported
 
     nb201_results = [r for r in results if r["job"]["kind"] == "nb201"]
@@ -162,12 +172,15 @@ def run(scale: str, out: Path, only: str | None = None, device: str | None = Non
 
     with_history = [r for r in nb201_results if r["history"]]  # a recovered result has none
     figures = _trajectory_figure(with_history, out / "figures") if with_history else []
-    command = f"python -m reproduce drnas --{scale}" + (f" --only '{only}'" if only else "")
+    command = (f"python -m reproduce drnas --{scale}" + (f" --only '{only}'" if only else "")
+               + (f" --device {device}" if explicit_device else "") + (f" --threads {threads}" if threads else ""))
     headline = Headline("drnas", TITLE, scale, command, started.strftime("%Y-%m-%dT%H:%M:%SZ"),
                         tuple(HeadlineRow(**row) for row in rows),
                         tuple(str(Path(f).relative_to(out)) for f in figures))
     seconds = (datetime.now(timezone.utc) - started).total_seconds()
     run_info = {"device": device, "seconds": round(seconds, 1), "seeds": seeds,
+                # numbers depend on it: a CPU search rounds differently on another thread count
+                **({"cpu_threads_per_search": threads or 1} if device == "cpu" else {}),
                 "runs": {Path(r["job"]["out"]).name: {"final_architecture": r["final_architecture"],
                                                       "final_valid": r.get("final_valid"),
                                                       "final_test": r.get("final_test"),
@@ -306,15 +319,16 @@ def _load_images(name: str):
     return load_dataset(name)
 
 
-def _run_jobs(jobs: list[dict], device: str) -> list[dict]:
-    """Run the searches in parallel processes with one CPU thread each on CPU, one per core (the quick
-    scale is compute-bound; two single-threaded searches beat one two-threaded one on 2 cores). On a GPU
+def _run_jobs(jobs: list[dict], device: str, threads: int = 1) -> list[dict]:
+    """Run the searches in parallel processes with ``threads`` CPU threads each on CPU, one per ``threads``
+    cores (the quick scale is compute-bound; two single-threaded searches beat one two-threaded one on 2
+    cores). On a GPU
     (results/drnas/GPU.md): fp32 searches one at a time (the fp32 NB201 step with CUDA graphs nearly fills
     an H100: three sharing it gained about 1.05x); bf16 searches one per two CPU cores (two bf16 NB201
     searches sharing an H100 each kept nearly their solo speed)."""
     cores = os.cpu_count() or 1
     if device == "cpu":
-        workers = cores
+        workers = max(1, cores // threads)
     else:
         fp32 = any(load_hparams("drnas", job["section"], job["overrides"])["precision"] != "bf16" for job in jobs)
         workers = 1 if fp32 else max(1, cores // 2)
@@ -322,20 +336,14 @@ def _run_jobs(jobs: list[dict], device: str) -> list[dict]:
     if workers <= 1:
         if device != "cpu":  # CPU threads do not touch a GPU search's numbers
             return [_search_job(job) for job in jobs]
-        # one thread, as in the pool: a CPU search computed with another thread count rounds differently and
-        # can end on another cell, so `--only` on one job must give what the full run gave
-        with one_thread():
+        # as many threads as a pool worker: a CPU search computed with another thread count rounds differently
+        # and can end on another cell, so `--only` on one job must give what the full run gave
+        with cpu_threads(threads):
             return [_search_job(job) for job in jobs]
     # spawn, not fork: a forked child of a process that has used torch's thread pool can deadlock
-    with ProcessPoolExecutor(max_workers=workers, initializer=_single_thread,
+    with ProcessPoolExecutor(max_workers=workers, initializer=set_cpu_threads, initargs=(threads,),
                              mp_context=multiprocessing.get_context("spawn")) as pool:
         return list(pool.map(_search_job, jobs))
-
-
-def _single_thread() -> None:
-    import torch
-
-    torch.set_num_threads(1)
 
 
 def _identity(job: dict) -> dict:
@@ -440,8 +448,10 @@ def _trajectory_figure(results: list[dict], folder: Path) -> list[Path]:
 
 
 def _markdown(headline: dict, run_info: dict) -> str:
+    threads = run_info.get("cpu_threads_per_search")
+    where = run_info["device"] + (f" ({threads} thread{'s' if threads > 1 else ''} per search)" if threads else "")
     lines = [f"# {headline['title']}", "",
-             f"Scale: **{headline['scale']}** on {run_info['device']} — `{headline['command']}` — {headline['date']} "
+             f"Scale: **{headline['scale']}** on {where} — `{headline['command']}` — {headline['date']} "
              f"({run_info['seconds']:.0f} s; seeds {', '.join(map(str, run_info['seeds']))})", "",
              *headline_table(headline["rows"])]
     lines.append("")

@@ -45,7 +45,7 @@ from benchmarks.multicell import MultiCellArch, MultiCellSpace, resolution_stage
 from nasrepro.errors import ConfigError, DataError
 from nasrepro.io import atomic_write_json, atomic_write_text
 from reproduce import figures
-from reproduce.executors import map_with_progress
+from reproduce.executors import map_with_progress, set_cpu_threads
 from reproduce.report import Headline, HeadlineRow, headline_table
 
 TITLE = "FaDE: DARTS ranks on finite regions of hierarchical spaces + pseudo-gradient evolution (IDA 2024)"
@@ -253,12 +253,6 @@ def _load_images(name: str):
     return load_dataset(name)
 
 
-def _single_thread() -> None:
-    import torch
-
-    torch.set_num_threads(1)
-
-
 class _Serial(Executor):
     def map(self, fn, *iterables, **kwargs):  # noqa: D401 - Executor API
         return map(fn, *iterables)
@@ -270,9 +264,9 @@ def _pool(device: str) -> Executor:
     cores = os.cpu_count() or 1
     workers = cores if device == "cpu" else max(1, cores // 2)
     if workers <= 1:
-        _single_thread()
+        set_cpu_threads(1)
         return _Serial()
-    return ProcessPoolExecutor(max_workers=workers, initializer=_single_thread,
+    return ProcessPoolExecutor(max_workers=workers, initializer=set_cpu_threads,
                                mp_context=multiprocessing.get_context("spawn"))
 
 
