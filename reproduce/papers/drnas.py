@@ -69,7 +69,8 @@ IMAGES = {"quick": {"cifar10": "cifar10-subset"},
           "full": {"cifar10": "cifar10", "cifar100": "cifar100", "imagenet16-120": "imagenet16-120"}}
 
 
-def run(scale: str, out: Path, only: str | None = None, device: str | None = None, threads: int | None = None) -> Path:
+def run(scale: str, out: Path, only: str | None = None, device: str | None = None,
+        threads: int | None = None) -> Path:
     """``only``: a glob over run names, ``<dataset>-<section>-seed<n>`` (``cifar10-drnas_nb201_progressive-seed0``,
     ``cifar10-drnas_darts-seed0``, ...; the section is in the name, so switching sections never meets the other
     one's checkpoint). Only those run; runs finished earlier in ``out`` are still reported, the rest "not run".
@@ -322,10 +323,9 @@ def _load_images(name: str):
 def _run_jobs(jobs: list[dict], device: str, threads: int = 1) -> list[dict]:
     """Run the searches in parallel processes with ``threads`` CPU threads each on CPU, one per ``threads``
     cores (the quick scale is compute-bound; two single-threaded searches beat one two-threaded one on 2
-    cores). On a GPU
-    (results/drnas/GPU.md): fp32 searches one at a time (the fp32 NB201 step with CUDA graphs nearly fills
-    an H100: three sharing it gained about 1.05x); bf16 searches one per two CPU cores (two bf16 NB201
-    searches sharing an H100 each kept nearly their solo speed)."""
+    cores). On a GPU (results/drnas/GPU.md): fp32 searches one at a time (the fp32 NB201 step with CUDA
+    graphs nearly fills an H100: three sharing it gained about 1.05x); bf16 searches one per two CPU cores
+    (two bf16 NB201 searches sharing an H100 each kept nearly their solo speed)."""
     cores = os.cpu_count() or 1
     if device == "cpu":
         workers = max(1, cores // threads)
