@@ -512,15 +512,17 @@ def test_search_job_records_its_images_in_every_epoch(tmp_path, monkeypatch, cap
                                        "NB201 test 93.34 %\n")
 
 
-def test_fp32_searches_share_no_gpu_and_bf16_ones_do(monkeypatch):
+@pytest.fixture
+def search_pools(monkeypatch):
+    """``reproduce.papers.drnas``'s process pool replaced by a map in this process: the keyword arguments of
+    every pool built, in order."""
     from reproduce.papers import drnas as paper
 
-    order, pools = [], []
-    monkeypatch.setattr(paper, "_search_job", lambda job: order.append(job["section"]) or job)
+    built = []
 
     class FakePool:
-        def __init__(self, max_workers, **_):
-            pools.append(max_workers)
+        def __init__(self, **kwargs):
+            built.append(kwargs)
 
         def __enter__(self):
             return self
@@ -532,12 +534,20 @@ def test_fp32_searches_share_no_gpu_and_bf16_ones_do(monkeypatch):
             return [fn(job) for job in jobs]
 
     monkeypatch.setattr(paper, "ProcessPoolExecutor", FakePool)
+    return built
+
+
+def test_fp32_searches_share_no_gpu_and_bf16_ones_do(monkeypatch, search_pools):
+    from reproduce.papers import drnas as paper
+
+    order = []
+    monkeypatch.setattr(paper, "_search_job", lambda job: order.append(job["section"]) or job)
     monkeypatch.setattr(paper.os, "cpu_count", lambda: 16)
     fp32 = [{"section": "drnas_nb201", "overrides": {}}, {"section": "darts_nb201", "overrides": {}}]
     paper._run_jobs(fp32, "cuda")
-    assert order == ["drnas_nb201", "darts_nb201"] and pools == []  # in this process, one after the other
+    assert order == ["drnas_nb201", "darts_nb201"] and search_pools == []  # in this process, one after the other
     paper._run_jobs([{"section": "drnas_darts", "overrides": {}}] * 2, "cuda")  # bf16: share, one per 2 cores
-    assert pools == [2]
+    assert [pool["max_workers"] for pool in search_pools] == [2]
 
 
 def test_one_cpu_search_in_this_process_runs_on_one_thread_like_the_pool(monkeypatch):
@@ -559,32 +569,17 @@ def test_one_cpu_search_in_this_process_runs_on_one_thread_like_the_pool(monkeyp
         torch.set_num_threads(threads_before)
 
 
-def test_threads_per_search_size_the_cpu_pool(monkeypatch):
+def test_threads_per_search_size_the_cpu_pool(monkeypatch, search_pools):
     """``--threads N``: one worker per N cores, each initialised to N threads."""
     from reproduce.papers import drnas as paper
 
-    pools = []
-
-    class FakePool:
-        def __init__(self, max_workers, initializer, initargs, **_):
-            pools.append((max_workers, initializer, initargs))
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return False
-
-        def map(self, fn, jobs):
-            return [fn(job) for job in jobs]
-
     monkeypatch.setattr(paper, "_search_job", lambda job: job)
-    monkeypatch.setattr(paper, "ProcessPoolExecutor", FakePool)
     monkeypatch.setattr(paper.os, "cpu_count", lambda: 8)
     jobs = [{"section": "drnas_nb201", "overrides": {}}] * 6
     paper._run_jobs(jobs, "cpu")
     paper._run_jobs(jobs, "cpu", threads=2)
-    assert pools == [(6, paper.set_cpu_threads, (1,)), (4, paper.set_cpu_threads, (2,))]
+    assert [(pool["max_workers"], pool["initializer"], pool["initargs"]) for pool in search_pools] == [
+        (6, paper.set_cpu_threads, (1,)), (4, paper.set_cpu_threads, (2,))]
 
 
 @pytest.mark.parametrize("argv, message", [
