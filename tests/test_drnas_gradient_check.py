@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+from algorithms.nn.search import device_name
 from reproduce.drnas_gradient_check import RESAMPLED, gradient_check, main, markdown
 from reproduce.drnas_image_check import check
 from test_drnas_image_check import TINY
@@ -74,7 +75,8 @@ def test_settings_on_devices_pair_their_draws_and_name_the_files(tiny_checkpoint
     result = json.loads((tmp_path / "stored-seed0-cifar10-subset-epochs1-fp32_on_cpu-fp32-cpu.json").read_text())
     same = result["rows"][1]
     assert same["setting"] == "fp32" and all(m == 0 for m, _ in same["paired_difference"].values())
-    assert result["settings"]["fp32@cpu"] == {"precision": "fp32", "device": "cpu", "cuda_pool_bug_emulated": False}
+    assert result["settings"]["fp32@cpu"] == {"precision": "fp32", "device": device_name("cpu"),
+                                              "cuda_pool_bug_emulated": False}
     assert main(argv[:1] + ["--settings", "fp32@cpu,tf32_emulated@cpu"] + argv[3:]) == 0
     assert (tmp_path / "stored-seed0-cifar10-subset-epochs1-fp32_on_cpu-tf32_emulated_on_cpu.md").is_file()
 
