@@ -549,3 +549,19 @@ def test_search_verdict_rules():
     assert single["verdict"] == "not reached"
     # the threshold comes from the caller (fade.toml [verdicts])
     assert search_verdict(first, last, baseline_low, baseline_low, 1e-9)["verdict"] == "not reached"
+
+
+def test_one_worker_runs_the_jobs_in_order_on_one_thread_and_restores_the_threads():
+    """``_pool`` on one worker: in this process, as a pool worker would (one thread), leaving the process as it was."""
+    import torch
+
+    from reproduce.papers import fade as paper
+
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with paper._Serial() as pool:
+            assert list(pool.map(lambda job: (job, torch.get_num_threads()), [3, 1, 2])) == [(3, 1), (1, 1), (2, 1)]
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads_before)
