@@ -435,7 +435,10 @@ def final_figure(final: dict, path: Path) -> None:
         ax.errorbar(x + 0.15, row["test_mean"], yerr=row["test_std"], fmt="s", color="C0", capsize=3,
                     label="ours, mean ± std" if x == 0 else None)
         ax.hlines(row["paper_test"], x - 0.3, x + 0.3, color="C3", lw=2, label="paper" if x == 0 else None)
-    ax.set_xticks(range(len(rows)), [f"{r['label']}\n{len(r['seeds'])} seeds" for r in rows], fontsize=8)
+    # the epochs (and a re-encoding) tell apart rows of one method, e.g. GDAS for 50 and for 250 epochs
+    ticks = [f"{r['label']}\n{r['epochs']} epochs, {len(r['seeds'])} seed{'s' if len(r['seeds']) > 1 else ''}"
+             + ("" if r["jpeg_quality"] is None else f"\nJPEG {r['jpeg_quality']}") for r in rows]
+    ax.set_xticks(range(len(rows)), ticks, fontsize=8)
     ax.set(ylabel="NB201 CIFAR-10 test acc. of the derived cell (%)",
            title=f"finished searches in {Path(final['folder']).name} (settings: {FINAL}.md)")
     ax.legend(fontsize=7, loc="lower right")
