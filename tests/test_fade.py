@@ -15,6 +15,7 @@ from algorithms.fade import (GroundTruthSettings, MultiCellNetwork, MultiCellSup
 from benchmarks.multicell import MultiCellArch, MultiCellSpace, cell_of_resolution_stage, resolution_stages
 from benchmarks.nb201 import N_EDGES, OPS, NB201Arch, NB201Space
 from nasrepro.errors import CheckpointError, ConfigError, InvalidArchError
+from reproduce.executors import LocalExecutor
 
 
 # --------------------------------------------------------------------------------------------------
@@ -413,7 +414,7 @@ def test_quick_pipeline_end_to_end_tiny_and_resumed(data_root, tmp_path, monkeyp
     settings.multicell_region = {"open_slots": 1, "ops_per_slot": 2}
     settings.multicell_evolution_seeds, settings.multicell_baseline_seeds = [0], [0]
     monkeypatch.setattr(paper.Settings, "load", classmethod(lambda cls, scale: settings))
-    monkeypatch.setattr(paper, "_pool", lambda device: paper._Serial())
+    monkeypatch.setattr(paper, "_pool", lambda device: LocalExecutor(workers=1))
 
     headline = Headline.read(paper.run("quick", tmp_path))
     assert len(headline.rows) == 5 and all(r.verdict in VERDICTS for r in headline.rows)
@@ -551,16 +552,17 @@ def test_search_verdict_rules():
     assert search_verdict(first, last, baseline_low, baseline_low, 1e-9)["verdict"] == "not reached"
 
 
-def test_one_worker_runs_the_jobs_in_order_on_one_thread_and_restores_the_threads():
+def test_one_worker_runs_the_jobs_in_order_on_one_thread_and_restores_the_threads(monkeypatch):
     """``_pool`` on one worker: in this process, as a pool worker would (one thread), leaving the process as it was."""
     import torch
 
     from reproduce.papers import fade as paper
 
+    monkeypatch.setattr(paper.os, "cpu_count", lambda: 1)
     threads_before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        with paper._Serial() as pool:
+        with paper._pool("cpu") as pool:
             assert list(pool.map(lambda job: (job, torch.get_num_threads()), [3, 1, 2])) == [(3, 1), (1, 1), (2, 1)]
         assert torch.get_num_threads() == 2
     finally:

@@ -45,7 +45,7 @@ from benchmarks.multicell import MultiCellArch, MultiCellSpace, resolution_stage
 from nasrepro.errors import ConfigError, DataError
 from nasrepro.io import atomic_write_json, atomic_write_text
 from reproduce import figures
-from reproduce.executors import cpu_threads, map_with_progress, set_cpu_threads
+from reproduce.executors import LocalExecutor, map_with_progress, set_cpu_threads
 from reproduce.report import Headline, HeadlineRow, headline_table
 
 TITLE = "FaDE: DARTS ranks on finite regions of hierarchical spaces + pseudo-gradient evolution (IDA 2024)"
@@ -253,24 +253,14 @@ def _load_images(name: str):
     return load_dataset(name)
 
 
-class _Serial(Executor):
-    """One worker: the jobs run in this process, in order, each on one thread as a pool worker's would (a CPU
-    supernet rounds differently on another thread count)."""
-
-    def map(self, fn, *iterables, **kwargs):  # noqa: D401 - Executor API
-        for args in zip(*iterables):
-            with cpu_threads(1):
-                result = fn(*args)
-            yield result
-
-
-def _pool(device: str) -> Executor:
+def _pool(device: str) -> Executor | LocalExecutor:
     """One worker per core on CPU (two single-threaded supernets beat one two-threaded one on 2 cores);
-    spawn, not fork (a forked child of a process that used torch's thread pool can deadlock)."""
+    spawn, not fork (a forked child of a process that used torch's thread pool can deadlock). One worker runs
+    the jobs in this process, in order, each on one thread as a pool worker would."""
     cores = os.cpu_count() or 1
     workers = cores if device == "cpu" else max(1, cores // 2)
     if workers <= 1:
-        return _Serial()
+        return LocalExecutor(workers=1)
     return ProcessPoolExecutor(max_workers=workers, initializer=set_cpu_threads,
                                mp_context=multiprocessing.get_context("spawn"))
 
