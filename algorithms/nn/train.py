@@ -3,7 +3,7 @@
 SGD with momentum and weight decay, cosine learning rate, gradient-norm clipping, auxiliary-head loss,
 drop-path rising linearly over the epochs, cutout. On CUDA the forward pass runs in bf16 autocast with
 channels_last tensors; on CPU in fp32. Every hyper-parameter comes from ``algorithms/configs/darts_eval.toml``
-(``[full]`` is the paper protocol, ``[quick]`` a CPU smoke test).
+(``[full]`` is the paper protocol, ``[reduced]`` a CPU-sized one, ``[quick]`` a CPU smoke test).
 
 After every epoch the run writes ``checkpoint.pt`` (model, optimizer, scheduler, data-iterator and
 generator states, history) and ``history.csv`` / ``history.json`` into its folder. Calling
@@ -275,6 +275,7 @@ def _load_checkpoint(path: Path, identity: dict) -> dict:
         changed = sorted(k for k in set(identity["config"]) | set(state["identity"].get("config", {}))
                          if identity["config"].get(k) != state["identity"].get("config", {}).get(k))
         changed += [k for k in ("genotype", "seed", "device", "data") if identity[k] != state["identity"].get(k)]
+        changed = list(dict.fromkeys(changed))  # the genotype is both a config key and the parsed cell
         raise CheckpointError(f"{path} belongs to another run (differs in: {', '.join(changed)}); "
                               f"use another output folder")
     return state
@@ -295,7 +296,8 @@ def _write_history(out_dir: Path, history: list[dict]) -> None:
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("train-eval", help="train a DARTS-space genotype from scratch (architecture evaluation)")
     p.add_argument("out", type=Path, help="run folder (resumed if it holds a checkpoint of the same run)")
-    p.add_argument("--scale", default="full", help="config section of darts_eval.toml: full or quick")
+    p.add_argument("--scale", default="full",
+                   help="config section of darts_eval.toml: full (the paper protocol), reduced or quick")
     p.add_argument("--genotype", help="published genotype name or a 'Genotype(...)' string (default: config's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
