@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from nasrepro.errors import ConfigError, NasReproError
-from reproduce.cli import check_device
-from reproduce.drnas_image_check import parse_seeds, write
+from reproduce.cli import check_device, parse_overrides
+from reproduce.drnas_image_check import override_label, parse_seeds, write
 from reproduce.executors import LocalExecutor, default_workers, map_with_progress
 
 
@@ -71,17 +71,18 @@ def _searched_genotype(path: Path | None, seed: int) -> str:
     return finished[seed]
 
 
-def run_name(label: str, seed: int, scale: str) -> str:
-    """``ours, search seed 0`` at seed 1 on ``reduced`` -> ``reduced-ours_search_seed_0-seed1``."""
-    return f"{scale}-{re.sub(r'[^A-Za-z0-9_]+', '_', label).strip('_')}-seed{seed}"
+def run_name(label: str, seed: int, scale: str, overrides: dict | None = None) -> str:
+    """``ours, search seed 0`` at seed 1 on ``reduced`` -> ``reduced-ours_search_seed_0-seed1``; changed settings
+    (``--set``) end the name, so they never meet another setting's checkpoint."""
+    return f"{scale}-{re.sub(r'[^A-Za-z0-9_]+', '_', label).strip('_')}-seed{seed}{override_label(overrides)}"
 
 
-def _train(job: tuple[str, str, int, str, str, str]) -> str:
+def _train(job: tuple[str, str, int, str, dict, str, str]) -> str:
     """One training to its end (or a finished one reloaded); a pool job, so module-level and picklable."""
     from algorithms.nn.train import load_train_config, train_network
 
-    label, genotype, seed, scale, run_dir, device = job
-    config = load_train_config(scale, {"genotype": genotype})
+    label, genotype, seed, scale, overrides, run_dir, device = job
+    config = load_train_config(scale, {**overrides, "genotype": genotype})
     result = train_network(config, run_dir, seed=seed, device=device, progress=False)
     print(f"{label}, seed {seed}: {result.final_test_acc:.2f} % test after {len(result.history)} epochs",
           file=sys.stderr, flush=True)
@@ -89,19 +90,23 @@ def _train(job: tuple[str, str, int, str, str, str]) -> str:
 
 
 def check(cells: dict[str, str], seeds: list[int], scale: str, out: Path, device: str = "cpu",
-          workers: int | None = None, on_progress=None) -> dict:
+          workers: int | None = None, overrides: dict | None = None, on_progress=None) -> dict:
     """Train every (cell, seed) of ``scale`` (resuming what ran before); return the summary, also handed to
     ``on_progress`` after each training ends, so a run cut by a time limit leaves its table."""
     from algorithms.nn.data import image_source
     from algorithms.nn.train import load_train_config
 
-    config = load_train_config(scale)  # an unknown section: one line before any training starts
-    jobs = [(label, genotype, seed, scale, str(out / "runs" / run_name(label, seed, scale)), device)
+    overrides = overrides or {}
+    if "genotype" in overrides:
+        raise ConfigError("the cells come from --cells, not from --set genotype=...")
+    config = load_train_config(scale, overrides)  # an unknown section or key: one line before any training starts
+    jobs = [(label, genotype, seed, scale, overrides, str(out / "runs" / run_name(label, seed, scale, overrides)),
+             device)
             for seed in seeds for label, genotype in cells.items()]  # every cell's first seed first
     images = image_source(config.dataset)
 
     def summary() -> dict:
-        return summarise(cells, seeds, scale, out, images)
+        return summarise(cells, seeds, scale, out, images, overrides)
 
     # a GPU trains one network at a time; on the CPU one single-threaded worker per core
     with LocalExecutor(1 if device.startswith("cuda") else (workers or default_workers())) as pool:
@@ -111,19 +116,20 @@ def check(cells: dict[str, str], seeds: list[int], scale: str, out: Path, device
     return summary()
 
 
-def summarise(cells: dict[str, str], seeds: list[int], scale: str, out: Path, images: str) -> dict:
+def summarise(cells: dict[str, str], seeds: list[int], scale: str, out: Path, images: str,
+              overrides: dict | None = None) -> dict:
     """Every run's history (read from its folder, so unfinished ones show how far they got), per cell the final
     test accuracy per seed and its mean and population std over the finished seeds, and the stand-in's scores."""
     from algorithms.nn.train import load_train_config
     from reproduce.papers.drnas import evaluation_params_note, standin_scores
 
-    config = load_train_config(scale)
+    config = load_train_config(scale, overrides)
     scores = standin_scores(list(cells.values()))
     rows = []
     for i, (label, genotype) in enumerate(cells.items()):
         runs = []
         for seed in seeds:
-            run_dir = out / "runs" / run_name(label, seed, scale)
+            run_dir = out / "runs" / run_name(label, seed, scale, overrides)
             history = _read_json(run_dir / "history.json", default=[])
             params = _read_json(run_dir / "config.json", default={}).get("params_mb")
             runs.append({"seed": seed, "history": history, "params_mb": params,
@@ -137,7 +143,7 @@ def summarise(cells: dict[str, str], seeds: list[int], scale: str, out: Path, im
                      "standin_valid": None if "unavailable" in scores else scores["valid"][i],
                      "standin_percentile": None if "unavailable" in scores else scores["percentile"][i]})
     return {"written": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "scale": scale,
-            "config": {k: v for k, v in asdict(config).items() if k != "genotype"}, "images": images,
+            "overrides": overrides or {}, "config": {k: v for k, v in asdict(config).items() if k != "genotype"}, "images": images,
             "seeds": seeds, "standin_label": scores["label"], "standin_unavailable": scores.get("unavailable"),
             "cells": rows}
 
@@ -155,7 +161,9 @@ def markdown(summary: dict) -> str:
     from reproduce.papers.drnas import PAPER_DARTS_SPACE, STANDIN_RANDOM_CELLS
 
     config = summary["config"]
-    lines = [f"# DARTS-space cells trained from scratch at the `darts_eval.toml [{summary['scale']}]` size", "",
+    changed = f" with {summary['overrides']}" if summary["overrides"] else ""
+    lines = [f"# DARTS-space cells trained from scratch at the `darts_eval.toml [{summary['scale']}]` size{changed}",
+             "",
              f"Written {summary['written']}; images: {summary['images']}. Protocol of DARTS / DrNAS (SGD momentum "
              f"{config['momentum']}, lr {config['learning_rate']} cosine to {config['lr_min']}, weight decay "
              f"{config['weight_decay']}, batch {config['batch_size']}, auxiliary head {config['auxiliary_weight']}, "
@@ -224,6 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--search", type=Path, help="a reproduce.drnas_darts_space_check summary .json")
     parser.add_argument("--seeds", default="0", help="comma-separated training seeds (default 0)")
     parser.add_argument("--scale", default="reduced", help="section of darts_eval.toml (default reduced)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="change a setting of the darts_eval.toml section (e.g. epochs=40, drop_path_prob=0); "
+                             "named in the run and file names")
     parser.add_argument("--workers", type=int, help="parallel trainings on the CPU (default: one per core)")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda (one training at a time)")
     parser.add_argument("--out", type=Path, default=Path("results/drnas/eval_check"))
@@ -232,14 +243,15 @@ def main(argv: list[str] | None = None) -> int:
         check_device(args.device)
         if args.workers is not None and args.workers < 1:
             raise ConfigError(f"--workers must be at least 1, got {args.workers}")
-        seeds = parse_seeds(args.seeds)
+        seeds, overrides = parse_seeds(args.seeds), parse_overrides(args.overrides)
         cells = resolve_cells([c.strip() for c in args.cells.split(",") if c.strip()], args.search)
         if not cells:
             raise ConfigError("--cells names no cell")
         stem = args.out / (f"{args.scale}-" + "-".join(re.sub(r"[^A-Za-z0-9]+", "", c) for c in cells)
-                           + f"-seeds{'-'.join(map(str, seeds))}")
+                           + f"-seeds{'-'.join(map(str, seeds))}" + override_label(overrides))
         save = lambda summary: write(summary, stem, render=markdown, draw=figure)  # noqa: E731
-        save(check(cells, seeds, args.scale, args.out, device=args.device, workers=args.workers, on_progress=save))
+        save(check(cells, seeds, args.scale, args.out, device=args.device, workers=args.workers,
+                   overrides=overrides, on_progress=save))
     except NasReproError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

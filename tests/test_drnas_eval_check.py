@@ -53,6 +53,7 @@ def test_bad_cell_names_are_one_line(tmp_path, names, search, message):
 def test_run_names_are_file_safe_and_tell_scale_cell_and_seed():
     assert run_name("ours, search seed 0", 1, "reduced") == "reduced-ours_search_seed_0-seed1"
     assert run_name("DrNAS_cifar10", 0, "quick") == "quick-DrNAS_cifar10-seed0"
+    assert run_name("DARTS_V2", 0, "reduced", {"drop_path_prob": 0.0}) == "reduced-DARTS_V2-seed0-drop_path_prob-0.0"
 
 
 def test_reduced_section_is_the_protocol_at_a_smaller_size():
@@ -70,11 +71,13 @@ def test_trains_each_cell_resumes_finished_ones_and_refuses_a_changed_cell(data_
     out = tmp_path / "eval"
     search = _search_summary(tmp_path / "search.json", {0: str(OURS)})
     args = ["--scale", "quick", "--cells", "search:0,random:1", "--seeds", "0", "--search", search,
-            "--workers", "1", "--out", str(out)]
+            "--workers", "1", "--set", "epochs=1", "--out", str(out)]
     assert main(args) == 0
-    stem = out / "quick-ourssearchseed0-randomcell1-seeds0"
+    stem = out / "quick-ourssearchseed0-randomcell1-seeds0-epochs-1"  # a changed setting names its files
     summary = json.loads(stem.with_name(stem.name + ".json").read_text())
-    epochs = load_train_config("quick").epochs
+    epochs = 1
+    assert summary["config"]["epochs"] == 1 and summary["overrides"] == {"epochs": 1}
+    assert (out / "runs" / "quick-random_cell_1-seed0-epochs-1" / "checkpoint.pt").is_file()
     assert [row["cell"] for row in summary["cells"]] == ["ours, search seed 0", "random cell 1"]
     for row in summary["cells"]:
         (run,) = row["runs"]
@@ -101,7 +104,7 @@ def test_trains_each_cell_resumes_finished_ones_and_refuses_a_changed_cell(data_
 
 def test_bad_arguments_exit_2_with_one_line(tmp_path, capsys):
     for args in (["--workers", "0"], ["--device", "tpu"], ["--seeds", "a"], ["--cells", " , "],
-                 ["--cells", "nope"]):
+                 ["--cells", "nope"], ["--set", "epoch=3"], ["--set", "genotype=DARTS_V2"], ["--scale", "huge"]):
         assert main([*args, "--out", str(tmp_path)]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error: ")
