@@ -6,17 +6,19 @@ published DrNAS and DARTS V2 cells trained the same way, and beside the NB301 st
 
 Why: the paper's DARTS-space number (2.46 % CIFAR-10 test error) comes from a 600-epoch training at 36 channels /
 20 cells, about 15 h on a GPU. ``[reduced]`` (16 channels, 8 cells, 16-px images, 10,000 training images, 20
-epochs, the whole test set) takes 20-40 min per cell on one CPU thread: a trained measure of the cells where the
-stand-in is only a surrogate's guess, but at a size where cells may rank otherwise than at 600 epochs.
+epochs, the whole test set) takes 22-42 min per cell on one CPU thread (session 21): a trained measure of the
+cells where the stand-in is only a surrogate's guess, but at a size where cells may rank otherwise than at 600
+epochs.
 
 Cells (``--cells``, comma-separated): a published name of ``darts_eval.toml [genotypes]`` (``DrNAS_cifar10``,
 ``DARTS_V2``), ``search:N`` (the derived genotype of seed N in a ``reproduce.drnas_darts_space_check`` summary,
 ``--search``) or ``random:N`` (a uniformly random cell drawn with seed N). Each (cell, training seed) runs as one
 job of a process pool (one thread each, one worker per core), checkpoints every epoch under ``--out/runs`` (a rerun
 resumes, a finished training only reloads), and the summary ``--out/<stem>.json/.md/.png`` is rewritten whenever
-one training ends. The run in results/drnas/cpu_reduced_eval:
+one training ends. ``--set KEY=VALUE`` changes a setting of the section (e.g. ``epochs=40``). The run in
+results/drnas/cpu_reduced_eval (two workers, 2 cores):
 
-    python -m reproduce.drnas_eval_check --cells search:0,DrNAS_cifar10,DARTS_V2 --seeds 0 \\
+    python -m reproduce.drnas_eval_check --cells search:0,DrNAS_cifar10,DARTS_V2,random:0 --seeds 0,1 \\
         --search results/drnas/cpu_reduced_darts/seeds0-1-2-3-<settings>.json --out results/drnas/cpu_reduced_eval
 """
 from __future__ import annotations
