@@ -182,7 +182,8 @@ def markdown(summary: dict) -> str:
     for row in summary["cells"]:
         per_seed = ", ".join(
             (f"{run['history'][-1]['test_acc']:.2f}" if run["finished"] else
-             f"{len(run['history'])} of {config['epochs']} epochs so far") + f" (seed {run['seed']})"
+             f"{len(run['history'])} of {config['epochs']} epochs so far" if run["history"] else "not run yet")
+            + f" (seed {run['seed']})"
             for run in row["runs"])
         spread = ("—" if row["test_acc_mean"] is None else f"{row['test_acc_mean']:.2f}" if row["finished_seeds"] == 1
                   else f"{row['test_acc_mean']:.2f} ± {row['test_acc_std']:.2f}")
