@@ -212,10 +212,13 @@ def markdown(summary: dict) -> str:
 
 def figure(summary: dict, path: Path) -> None:
     """Test accuracy after each epoch, one colour per cell, one line style per training seed."""
+    from matplotlib.ticker import MaxNLocator
+
     from reproduce import figures
 
     plt = figures.pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     styles = ["-", "--", ":", "-."]
     for colour, row in zip((f"C{i}" for i in range(10)), summary["cells"]):
         for k, run in enumerate(run for run in row["runs"] if run["history"]):
