@@ -30,6 +30,7 @@ import sys
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -37,6 +38,9 @@ from nasrepro.errors import ConfigError, NasReproError
 from reproduce.cli import check_device, parse_overrides
 from reproduce.drnas_image_check import override_label, parse_seeds, write
 from reproduce.executors import LocalExecutor, default_workers, map_with_progress
+
+if TYPE_CHECKING:
+    from algorithms.nn.train import TrainConfig
 
 
 def resolve_cells(names: list[str], search_summary: Path | None = None) -> dict[str, str]:
@@ -106,9 +110,10 @@ def check(cells: dict[str, str], seeds: list[int], scale: str, out: Path, device
              device)
             for seed in seeds for label, genotype in cells.items()]  # every cell's first seed first
     images = image_source(config.dataset)
+    described = describe_cells(cells)  # the cells' fixed facts, computed once, not after every training
 
     def summary() -> dict:
-        return summarise(cells, seeds, scale, out, images, overrides)
+        return summarise(described, seeds, scale, config, out, images, overrides)
 
     # a GPU trains one network at a time; on the CPU one single-threaded worker per core
     with LocalExecutor(1 if device.startswith("cuda") else (workers or default_workers())) as pool:
@@ -118,17 +123,27 @@ def check(cells: dict[str, str], seeds: list[int], scale: str, out: Path, device
     return summary()
 
 
-def summarise(cells: dict[str, str], seeds: list[int], scale: str, out: Path, images: str,
-              overrides: dict | None = None) -> dict:
-    """Every run's history (read from its folder, so unfinished ones show how far they got), per cell the final
-    test accuracy per seed and its mean and population std over the finished seeds, and the stand-in's scores."""
-    from algorithms.nn.train import load_train_config
+def describe_cells(cells: dict[str, str]) -> dict:
+    """What does not change while the cells train: each genotype, its parameters at the evaluation size and the
+    NB301 stand-in's score (``None`` where the stand-in is unavailable, which the summary then says)."""
     from reproduce.papers.drnas import evaluation_params_note, standin_scores
 
-    config = load_train_config(scale, overrides)
     scores = standin_scores(list(cells.values()))
+    unavailable = scores.get("unavailable")
+    return {"standin_label": scores["label"], "standin_unavailable": unavailable, "cells": {
+        label: {"genotype": genotype, "params_at_evaluation_size": evaluation_params_note(genotype),
+                "standin_valid": None if unavailable else scores["valid"][i],
+                "standin_percentile": None if unavailable else scores["percentile"][i]}
+        for i, (label, genotype) in enumerate(cells.items())}}
+
+
+def summarise(described: dict, seeds: list[int], scale: str, config: TrainConfig, out: Path, images: str,
+              overrides: dict | None = None) -> dict:
+    """Every run's history (read from its folder, so unfinished ones show how far they got), per cell the final
+    test accuracy per seed and its mean and population std over the finished seeds, beside the cell's fixed facts
+    (:func:`describe_cells`)."""
     rows = []
-    for i, (label, genotype) in enumerate(cells.items()):
+    for label, facts in described["cells"].items():
         runs = []
         for seed in seeds:
             run_dir = out / "runs" / run_name(label, seed, scale, overrides)
@@ -138,16 +153,15 @@ def summarise(cells: dict[str, str], seeds: list[int], scale: str, out: Path, im
                          "finished": len(history) == config.epochs,
                          "minutes": round(sum(h["seconds"] for h in history) / 60, 1)})
         finals = [run["history"][-1]["test_acc"] for run in runs if run["finished"]]
-        rows.append({"cell": label, "genotype": genotype, "runs": runs,
+        rows.append({"cell": label, "genotype": facts["genotype"], "runs": runs,
                      "test_acc_mean": round(float(np.mean(finals)), 2) if finals else None,
                      "test_acc_std": round(float(np.std(finals)), 2) if finals else None,
-                     "finished_seeds": len(finals), "params_at_evaluation_size": evaluation_params_note(genotype),
-                     "standin_valid": None if "unavailable" in scores else scores["valid"][i],
-                     "standin_percentile": None if "unavailable" in scores else scores["percentile"][i]})
+                     "finished_seeds": len(finals), "params_at_evaluation_size": facts["params_at_evaluation_size"],
+                     "standin_valid": facts["standin_valid"], "standin_percentile": facts["standin_percentile"]})
     return {"written": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "scale": scale,
-            "overrides": overrides or {}, "config": {k: v for k, v in asdict(config).items() if k != "genotype"}, "images": images,
-            "seeds": seeds, "standin_label": scores["label"], "standin_unavailable": scores.get("unavailable"),
-            "cells": rows}
+            "overrides": overrides or {}, "config": {k: v for k, v in asdict(config).items() if k != "genotype"},
+            "images": images, "seeds": seeds, "standin_label": described["standin_label"],
+            "standin_unavailable": described["standin_unavailable"], "cells": rows}
 
 
 def _read_json(path: Path, default):
