@@ -173,8 +173,13 @@ def tabulate_checkpoint(checkpoint: Path) -> dict:
             "alpha_centred_per_edge": centre_alpha,
             "official": official_reference(len(history), method, identity["section"]),
             "checkpoint": str(checkpoint),
-            "runs": [{"name": checkpoint.parent.name, "jpeg_quality": identity.get("jpeg_quality"),
+            "runs": [{"name": checkpoint_run_name(checkpoint), "jpeg_quality": identity.get("jpeg_quality"),
                       "seed": identity["seed"], "epochs": [_epoch_row(h, centre_alpha) for h in history]}]}
+
+
+def checkpoint_run_name(checkpoint: Path) -> str:
+    """A run folder's name for its ``checkpoint.pt``; a hand-off file's own name (``handoff/<run>.pt``)."""
+    return checkpoint.parent.name if checkpoint.name == "checkpoint.pt" else checkpoint.stem
 
 
 def run_prefix(method: str, section: str) -> str:
@@ -486,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.from_checkpoint is not None:
             summary = tabulate_checkpoint(args.from_checkpoint)
-            stem = args.out / f"{args.from_checkpoint.parent.name}-epochs{summary['epochs']}"
+            stem = args.out / f"{checkpoint_run_name(args.from_checkpoint)}-epochs{summary['epochs']}"
             write(summary, stem)
             print(f"wrote {stem}.json, .md and .png", file=sys.stderr)
             return 0

@@ -1,5 +1,6 @@
 """reproduce.drnas_image_check: the first epochs of the plain DrNAS search at several JPEG qualities."""
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -78,6 +79,13 @@ def test_main_writes_json_markdown_and_figure(tmp_path, nb201, one_torch_thread,
     table = json.loads((tmp_path / "table" / "stored-seed1-cifar10-subset-epochs1.json").read_text())
     assert table["runs"][0]["epochs"] == result["runs"][0]["epochs"] and table["device"] == device_name("cpu")
     assert str(checkpoint) in (tmp_path / "table" / "stored-seed1-cifar10-subset-epochs1.md").read_text()
+    # a hand-off checkpoint (results/drnas/full/handoff/<run>.pt) is named after its file, not its folder
+    handoff = tmp_path / "handoff" / "cifar10-drnas_nb201-seed1.pt"
+    handoff.parent.mkdir()
+    shutil.copy(checkpoint, handoff)
+    assert main(["--from-checkpoint", str(handoff), "--out", str(tmp_path / "table")]) == 0
+    table = json.loads((tmp_path / "table" / "cifar10-drnas_nb201-seed1-epochs1.json").read_text())
+    assert table["runs"][0]["name"] == "cifar10-drnas_nb201-seed1"
 
 
 def test_a_file_that_is_no_search_checkpoint_is_one_clear_line(tmp_path, capsys):
