@@ -151,9 +151,13 @@ class SupernetSearch(OneShotOptimizer):
         self.weight_optimizer = self._make_weight_optimizer()
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.weight_optimizer, float(self.epochs),
                                                                     eta_min=self.lr_min)
+        # capturable on CUDA also without graphs: eager and graphed steps then share Adam's arithmetic (its
+        # step count and bias corrections as fp32 device tensors; eager Adam takes them in float64 on the host,
+        # which moves alpha by about 2e-9 more in the first step), so a paired eager run differs from a graphed
+        # one only by what the graph changes
         self.arch_optimizer = torch.optim.Adam(self.alphas.parameters(), lr=self.arch_lr, betas=self.arch_betas,
                                                weight_decay=self.arch_weight_decay,
-                                               capturable=self._graphed())
+                                               capturable=self.device.type == "cuda")
         self._graph: Any = None
         self._steps_done = 0
 
