@@ -224,6 +224,23 @@ def test_checkpoint_of_another_config_is_refused(tmp_path):
         run_search(other, train, valid, tmp_path, {"hparams": other_hparams, "seed": 0}, progress=False)
 
 
+def test_a_checkpoint_written_on_a_gpu_is_refused_on_the_cpu_by_name(tmp_path):
+    """Its random streams live in CUDA generators, which a CPU generator cannot take: one clear line naming the
+    device, not torch's RuntimeError about generator state sizes (a hand-off checkpoint of a GPU leg, session 22)."""
+    search, hparams = tiny_search()
+    train, valid = search_data(search, tiny_arrays(), 0)
+    identity = {"hparams": hparams, "seed": 0}
+    run_search(search, train, valid, tmp_path, identity, stop_after_epochs=1, progress=False)
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    for record in state["history"]:
+        record["device"] = "NVIDIA H200"
+    torch.save(state, tmp_path / "checkpoint.pt")
+    again, _ = tiny_search()
+    train, valid = search_data(again, tiny_arrays(), 0)
+    with pytest.raises(CheckpointError, match="written by a search on NVIDIA H200; resume it on that device type"):
+        run_search(again, train, valid, tmp_path, identity, progress=False)
+
+
 def test_corrupt_checkpoint_is_a_checkpoint_error(tmp_path):
     (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
     search, hparams = tiny_search()

@@ -516,6 +516,7 @@ def run_search(search: SupernetSearch, train: Any, valid: Any, out_dir: Path, id
                              != json.dumps(state.get("identity", {}).get(k), sort_keys=True, default=str))
             raise CheckpointError(f"{checkpoint} belongs to another configuration (differs in: "
                                   f"{', '.join(differs) or 'fingerprint'}); use another output folder")
+        _check_resume_device(checkpoint, state, search.device)
         search.load_state_dict(state["search"])
         train.load_state_dict(state["train_data"])
         valid.load_state_dict(state["valid_data"])
@@ -583,6 +584,15 @@ def _epoch_record(search: SupernetSearch, epoch: int, steps: int, totals: dict, 
         record["valid_loss"] = totals["valid_loss"] / steps
         record["valid_acc"] = 100.0 * totals["valid_correct"] / totals["valid_count"]
     return record
+
+
+def _check_resume_device(checkpoint: Path, state: dict, device: torch.device) -> None:
+    """A search resumes on the device type it was written on: its random streams (the Dirichlet draws, and on a
+    GPU the data order) live in that device's generators, which another device type cannot take."""
+    written_on = str(state["history"][-1].get("device", "")) if state.get("history") else ""
+    if written_on and written_on.startswith("cpu") != (device.type == "cpu"):
+        raise CheckpointError(f"{checkpoint} was written by a search on {written_on}; resume it on that device "
+                              f"type, not {device.type} (its random streams live in that device's generators)")
 
 
 def device_name(device: torch.device | str) -> str:
