@@ -15,6 +15,10 @@
 #     results/drnas/full/runs/R/result.json; git rm results/drnas/full/handoff/R.pt; commit; then rebuild the
 #     table here: nasrepro reproduce drnas --full --only R
 # $F/R.log holds the leg's per-epoch lines either way.
+# A second leg on the same machine while it is still warm (within 30 s of the last call) finds the first leg's run
+# folder (git-ignored outputs stay there between calls) and resumes from whichever of it and the hand-off holds more
+# epochs, so the next call can follow at once and the copying here can wait (session 22; smoke-tested on the CPU:
+# fresh start, run folder ahead with and without a hand-off, hand-off only, and the finishing branch).
 #
 # SECONDS (2nd argument, default 540) bounds the search; the checkpoint of the last finished epoch is what goes back,
 # so a leg loses at most the epoch it was in. SCALE, DEVICE, PYTHON and RESULTS are for a smoke run elsewhere, e.g.
@@ -39,11 +43,28 @@ if [ -f "$RUN_DIR/result.json" ]; then
   echo "error: $RUN_DIR/result.json exists: the search has finished, nothing to run" >&2
   exit 2
 fi
+# the epochs a checkpoint holds (empty if it cannot be read)
+epochs_of() { "$PYTHON" -c "import sys; from algorithms.nn.search import load_search_checkpoint as load
+print(load(sys.argv[1])['next_epoch'])" "$1" 2>/dev/null; }
+held=""
+[ -f "$RUN_DIR/checkpoint.pt" ] && held=$(epochs_of "$RUN_DIR/checkpoint.pt")
 if [ -f "$HANDOFF" ]; then
-  cp "$HANDOFF" "$RUN_DIR/checkpoint.pt"  # the search resumes from the epoch after the hand-off's last
-  echo "== resuming from $HANDOFF"
+  handed=$(epochs_of "$HANDOFF")
+  if [ -n "$held" ] && [ -n "$handed" ] && [ "$held" -ge "$handed" ]; then
+    # a second leg on the same (still warm) machine: its run folder is ahead of the committed hand-off
+    echo "== resuming from $RUN_DIR/checkpoint.pt ($held epochs done; the hand-off has $handed)"
+    start=$held
+  else
+    cp "$HANDOFF" "$RUN_DIR/checkpoint.pt"  # the search resumes from the epoch after the hand-off's last
+    echo "== resuming from $HANDOFF (${handed:-?} epochs done)"
+    start=${handed:-0}
+  fi
+elif [ -n "$held" ]; then
+  echo "== resuming from $RUN_DIR/checkpoint.pt ($held epochs done; no hand-off)"
+  start=$held
 else
   echo "== no $HANDOFF: the search starts at epoch 0"
+  start=0
 fi
 
 # the search's own messages name a wrong run or a config that does not fit its checkpoint in one line
@@ -54,7 +75,7 @@ status=${PIPESTATUS[0]}
 if [ -f "$RUN_DIR/result.json" ]; then
   cp "$RUN_DIR/result.json" "$OUT/$RUN.result.json"
   echo "== finished: $OUT/$RUN.result.json"
-elif [ -f "$RUN_DIR/checkpoint.pt" ] && ! cmp -s "$RUN_DIR/checkpoint.pt" "$HANDOFF" 2>/dev/null; then
+elif [ -f "$RUN_DIR/checkpoint.pt" ] && [ "$(epochs_of "$RUN_DIR/checkpoint.pt")" -gt "$start" ] 2>/dev/null; then
   cp "$RUN_DIR/checkpoint.pt" "$OUT/$RUN.pt"
   echo "== not finished (exit $status): hand-off checkpoint $OUT/$RUN.pt; commit it as $HANDOFF"
 else
