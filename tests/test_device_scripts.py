@@ -13,8 +13,10 @@ SCRIPT = Path(__file__).resolve().parents[1] / "reproduce" / "device" / "drnas_g
 RUN = "cifar10-drnas_nb201-seed0"
 
 # a stand-in for `python -m reproduce drnas --quick --device cpu --out RESULTS --only RUN`: appends an epoch to the
-# run's checkpoint; at EPOCHS epochs writes result.json; with STUB_FAIL set, exits without finishing an epoch
+# run's checkpoint; at EPOCHS epochs writes result.json; with STUB_FAIL set, exits without finishing an epoch. As
+# `python -c CODE FILE` (the script asking how many epochs a checkpoint holds) it prints the file's line count
 STUB = """#!/usr/bin/env bash
+[ "$1" = "-c" ] && { wc -l < "$3"; exit 0; }
 while [ $# -gt 0 ]; do case "$1" in --out) out="$2"; shift ;; --only) run="$2"; shift ;; esac; shift; done
 [ -n "${STUB_FAIL:-}" ] && { echo "error: stub failed" >&2; exit 1; }
 dir="$out/runs/$run"; mkdir -p "$dir"
@@ -62,6 +64,26 @@ def test_legs_hand_the_checkpoint_on_until_the_search_finishes(tmp_path):
     again = leg(tmp_path, RUN)
     assert again.returncode == 2 and again.stderr.count("\n") == 1 and "has finished" in again.stderr
     assert (tmp_path / "results" / "runs" / RUN / "result.json").is_file()
+
+
+def test_a_second_leg_on_the_warm_machine_resumes_from_whichever_holds_more_epochs(tmp_path):
+    """The device machine keeps a call's git-ignored run folder for the next call while it is warm: a leg resumes
+    from it when it is ahead of the hand-off (copying the older hand-off over it would lose the first leg's epochs),
+    and from the hand-off when that is ahead."""
+    leg(tmp_path, RUN, EPOCHS="9")  # 1 epoch, the run folder stays
+    second = leg(tmp_path, RUN, EPOCHS="9")  # no hand-off yet: the run folder
+    assert "resuming from" in second.stdout and "1 epochs done; no hand-off" in second.stdout
+    assert (tmp_path / "out" / f"{RUN}.pt").read_text() == "epoch\n" * 2
+    handoff = tmp_path / "results" / "handoff" / f"{RUN}.pt"
+    handoff.parent.mkdir(parents=True)
+    handoff.write_text("epoch\n")  # an older hand-off (1 epoch) than the run folder (2)
+    third = leg(tmp_path, RUN, EPOCHS="9")
+    assert "2 epochs done; the hand-off has 1" in third.stdout
+    assert (tmp_path / "out" / f"{RUN}.pt").read_text() == "epoch\n" * 3
+    handoff.write_text("epoch\n" * 5)  # a newer hand-off (5) than the run folder (3)
+    fourth = leg(tmp_path, RUN, EPOCHS="9")
+    assert f"resuming from {handoff} (5 epochs done)" in fourth.stdout
+    assert (tmp_path / "out" / f"{RUN}.pt").read_text() == "epoch\n" * 6
 
 
 def test_a_leg_that_finishes_no_epoch_sends_nothing_back(tmp_path):
