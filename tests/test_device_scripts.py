@@ -14,9 +14,10 @@ RUN = "cifar10-drnas_nb201-seed0"
 
 # a stand-in for `python -m reproduce drnas --quick --device cpu --out RESULTS --only RUN`: appends an epoch to the
 # run's checkpoint; at EPOCHS epochs writes result.json; with STUB_FAIL set, exits without finishing an epoch. As
-# `python -c CODE FILE` (the script asking how many epochs a checkpoint holds) it prints the file's line count
+# `python -c CODE FILE` (the script asking how many epochs a checkpoint holds) it prints the file's line count, or
+# nothing for a file that is not all "epoch" lines (an unreadable checkpoint)
 STUB = """#!/usr/bin/env bash
-[ "$1" = "-c" ] && { wc -l < "$3"; exit 0; }
+[ "$1" = "-c" ] && { grep -qvx epoch "$3" || wc -l < "$3"; exit 0; }
 while [ $# -gt 0 ]; do case "$1" in --out) out="$2"; shift ;; --only) run="$2"; shift ;; esac; shift; done
 [ -n "${STUB_FAIL:-}" ] && { echo "error: stub failed" >&2; exit 1; }
 dir="$out/runs/$run"; mkdir -p "$dir"
@@ -84,6 +85,49 @@ def test_a_second_leg_on_the_warm_machine_resumes_from_whichever_holds_more_epoc
     fourth = leg(tmp_path, RUN, EPOCHS="9")
     assert f"resuming from {handoff} (5 epochs done)" in fourth.stdout
     assert (tmp_path / "out" / f"{RUN}.pt").read_text() == "epoch\n" * 6
+
+
+def test_an_unreadable_checkpoint_never_replaces_a_readable_one(tmp_path):
+    """An unreadable hand-off does not overwrite the run folder's good checkpoint; an unreadable run-folder
+    checkpoint gives way to the hand-off."""
+    leg(tmp_path, RUN, EPOCHS="9")  # the run folder holds 1 epoch
+    handoff = tmp_path / "results" / "handoff" / f"{RUN}.pt"
+    handoff.parent.mkdir(parents=True)
+    handoff.write_text("garbage\n")
+    second = leg(tmp_path, RUN, EPOCHS="9")
+    assert "1 epochs done; the hand-off cannot be read" in second.stdout
+    assert (tmp_path / "out" / f"{RUN}.pt").read_text() == "epoch\n" * 2
+    (tmp_path / "results" / "runs" / RUN / "checkpoint.pt").write_text("garbage\n")
+    handoff.write_text("epoch\n" * 4)
+    third = leg(tmp_path, RUN, EPOCHS="9")
+    assert f"resuming from {handoff} (4 epochs done)" in third.stdout
+    assert (tmp_path / "out" / f"{RUN}.pt").read_text() == "epoch\n" * 5
+
+
+def test_the_epoch_count_reads_a_real_checkpoint(tmp_path):
+    """The script's own epochs_of (the stub above stands in for it elsewhere) on a real search checkpoint, and
+    empty on an unreadable file, with the interpreter the tests run on."""
+    import sys
+
+    import torch
+
+    from algorithms.nn.search import run_search, search_data
+    from tests.test_drnas import tiny_arrays, tiny_search
+
+    search, hparams = tiny_search()
+    train, valid = search_data(search, tiny_arrays(), 0)
+    run_search(search, train, valid, tmp_path / "run", {"hparams": hparams}, stop_after_epochs=1, progress=False)
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    lines = SCRIPT.read_text().splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("epochs_of()"))
+    last = next(i for i in range(first, len(lines)) if lines[i].rstrip().endswith("; }"))
+    function = "\n".join(lines[first:last + 1])
+    for path, expected in ((tmp_path / "run" / "checkpoint.pt", "1"), (tmp_path / "bad.pt", "")):
+        out = subprocess.run(["bash", "-c", f'{function}\nepochs_of "$1"', "bash", str(path)], capture_output=True,
+                             text=True, timeout=120, cwd=SCRIPT.parents[2],
+                             env={"PATH": "/usr/bin:/bin", "PYTHON": sys.executable, "PYTHONPATH": str(SCRIPT.parents[2])})
+        assert out.stdout.strip() == expected, out.stderr
+    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["next_epoch"] == 1
 
 
 def test_a_leg_that_finishes_no_epoch_sends_nothing_back(tmp_path):

@@ -241,6 +241,24 @@ def test_a_checkpoint_written_on_a_gpu_is_refused_on_the_cpu_by_name(tmp_path):
         run_search(again, train, valid, tmp_path, identity, progress=False)
 
 
+def test_a_resumed_search_takes_adams_capturable_flag_from_its_device_not_the_checkpoint(tmp_path):
+    """Adam's load_state_dict restores the saved flag; the search resets it to its device's (capturable on CUDA
+    only), so a checkpoint written with the other setting resumes and steps."""
+    search, hparams = tiny_search()
+    train, valid = search_data(search, tiny_arrays(), 0)
+    identity = {"hparams": hparams, "seed": 0}
+    run_search(search, train, valid, tmp_path, identity, stop_after_epochs=1, progress=False)
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert state["search"]["arch_optimizer"]["param_groups"][0]["capturable"] is False
+    state["search"]["arch_optimizer"]["param_groups"][0]["capturable"] = True
+    torch.save(state, tmp_path / "checkpoint.pt")
+    again, _ = tiny_search()
+    train, valid = search_data(again, tiny_arrays(), 0)
+    result = run_search(again, train, valid, tmp_path, identity, progress=False)  # CPU Adam refuses capturable
+    assert all(group["capturable"] is False for group in again.arch_optimizer.param_groups)
+    assert result["finished"]
+
+
 def test_corrupt_checkpoint_is_a_checkpoint_error(tmp_path):
     (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
     search, hparams = tiny_search()

@@ -151,13 +151,9 @@ class SupernetSearch(OneShotOptimizer):
         self.weight_optimizer = self._make_weight_optimizer()
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.weight_optimizer, float(self.epochs),
                                                                     eta_min=self.lr_min)
-        # capturable on CUDA also without graphs: eager and graphed steps then share Adam's arithmetic (its
-        # step count and bias corrections as fp32 device tensors; eager Adam takes them in float64 on the host,
-        # which moves alpha by about 2e-9 more in the first step), so a paired eager run differs from a graphed
-        # one only by what the graph changes
         self.arch_optimizer = torch.optim.Adam(self.alphas.parameters(), lr=self.arch_lr, betas=self.arch_betas,
                                                weight_decay=self.arch_weight_decay,
-                                               capturable=self.device.type == "cuda")
+                                               capturable=self._arch_capturable())
         self._graph: Any = None
         self._steps_done = 0
 
@@ -228,6 +224,13 @@ class SupernetSearch(OneShotOptimizer):
             x = x.contiguous(memory_format=torch.channels_last)
         with self._precision_context():
             return self.forward_fn(x, weights, hard if self.hard_forward else None)
+
+    def _arch_capturable(self) -> bool:
+        """Adam capturable on CUDA also without graphs: eager and graphed steps then share its arithmetic (step
+        count and bias corrections as fp32 device tensors; eager Adam takes them in float64 on the host, which
+        moves alpha by about 2e-9 more in the first step), so a paired eager run differs from a graphed one only
+        by what the graph changes."""
+        return self.device.type == "cuda"
 
     def _graphed(self) -> bool:
         return self.cuda_graphs and getattr(self, "device", torch.device("cpu")).type == "cuda"
@@ -419,6 +422,13 @@ class SupernetSearch(OneShotOptimizer):
         self.weight_optimizer.load_state_dict(state["weight_optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.arch_optimizer.load_state_dict(state["arch_optimizer"])
+        # load_state_dict restores the saved capturable flag (an eager CUDA search before session 22 saved False)
+        capturable = self._arch_capturable()
+        for group in self.arch_optimizer.param_groups:
+            group["capturable"] = capturable
+        for arch_state in self.arch_optimizer.state.values():
+            if "step" in arch_state:  # capturable Adam counts on the device, the other on the host
+                arch_state["step"] = arch_state["step"].to(self.device if capturable else "cpu", torch.float32)
         self._graph = None
         self.init_generator.set_state(state["init_generator"])
         self.sample_generator.set_state(state["sample_generator"])

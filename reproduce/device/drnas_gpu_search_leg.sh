@@ -46,22 +46,23 @@ fi
 # the epochs a checkpoint holds (empty if it cannot be read)
 epochs_of() { "$PYTHON" -c "import sys; from algorithms.nn.search import load_search_checkpoint as load
 print(load(sys.argv[1])['next_epoch'])" "$1" 2>/dev/null; }
-held=""
+held="" handed=""
 [ -f "$RUN_DIR/checkpoint.pt" ] && held=$(epochs_of "$RUN_DIR/checkpoint.pt")
+about="no hand-off"
 if [ -f "$HANDOFF" ]; then
   handed=$(epochs_of "$HANDOFF")
-  if [ -n "$held" ] && [ -n "$handed" ] && [ "$held" -ge "$handed" ]; then
-    # a second leg on the same (still warm) machine: its run folder is ahead of the committed hand-off
-    echo "== resuming from $RUN_DIR/checkpoint.pt ($held epochs done; the hand-off has $handed)"
-    start=$held
-  else
-    cp "$HANDOFF" "$RUN_DIR/checkpoint.pt"  # the search resumes from the epoch after the hand-off's last
-    echo "== resuming from $HANDOFF (${handed:-?} epochs done)"
-    start=${handed:-0}
-  fi
-elif [ -n "$held" ]; then
-  echo "== resuming from $RUN_DIR/checkpoint.pt ($held epochs done; no hand-off)"
+  about=$([ -n "$handed" ] && echo "the hand-off has $handed" || echo "the hand-off cannot be read")
+fi
+if [ -n "$held" ] && { [ -z "$handed" ] || [ "$held" -ge "$handed" ]; }; then
+  # a second leg on the same (still warm) machine: its run folder is ahead of the committed hand-off (or the hand-off
+  # cannot be read)
+  echo "== resuming from $RUN_DIR/checkpoint.pt ($held epochs done; $about)"
   start=$held
+elif [ -f "$HANDOFF" ]; then
+  # the search resumes from the epoch after the hand-off's last; an unreadable one it refuses in one line
+  cp "$HANDOFF" "$RUN_DIR/checkpoint.pt"
+  echo "== resuming from $HANDOFF (${handed:-?} epochs done)"
+  start=${handed:-0}
 else
   echo "== no $HANDOFF: the search starts at epoch 0"
   start=0
@@ -75,9 +76,14 @@ status=${PIPESTATUS[0]}
 if [ -f "$RUN_DIR/result.json" ]; then
   cp "$RUN_DIR/result.json" "$OUT/$RUN.result.json"
   echo "== finished: $OUT/$RUN.result.json"
-elif [ -f "$RUN_DIR/checkpoint.pt" ] && [ "$(epochs_of "$RUN_DIR/checkpoint.pt")" -gt "$start" ] 2>/dev/null; then
+elif [ -f "$RUN_DIR/checkpoint.pt" ] && now=$(epochs_of "$RUN_DIR/checkpoint.pt") && [ -n "$now" ] \
+    && [ "$now" -gt "$start" ]; then
   cp "$RUN_DIR/checkpoint.pt" "$OUT/$RUN.pt"
-  echo "== not finished (exit $status): hand-off checkpoint $OUT/$RUN.pt; commit it as $HANDOFF"
+  echo "== not finished (exit $status, $now epochs done): hand-off checkpoint $OUT/$RUN.pt; commit it as $HANDOFF"
+elif [ -f "$RUN_DIR/checkpoint.pt" ] && [ -z "${now:-}" ] && ! cmp -s "$RUN_DIR/checkpoint.pt" "$HANDOFF"; then
+  # its epochs could not be counted here (the search wrote it, so it is most likely fine): send it back anyway
+  cp "$RUN_DIR/checkpoint.pt" "$OUT/$RUN.pt"
+  echo "== not finished (exit $status; its epochs could not be counted here): hand-off checkpoint $OUT/$RUN.pt"
 else
   echo "error: no epoch finished in this leg (exit $status); nothing to hand off" >&2
   exit 1
