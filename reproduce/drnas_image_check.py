@@ -491,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.from_checkpoint is not None:
             summary = tabulate_checkpoint(args.from_checkpoint)
-            stem = args.out / f"{checkpoint_run_name(args.from_checkpoint)}-epochs{summary['epochs']}"
+            stem = args.out / f"{summary['runs'][0]['name']}-epochs{summary['epochs']}"
             write(summary, stem)
             print(f"wrote {stem}.json, .md and .png", file=sys.stderr)
             return 0

@@ -224,37 +224,40 @@ def test_checkpoint_of_another_config_is_refused(tmp_path):
         run_search(other, train, valid, tmp_path, {"hparams": other_hparams, "seed": 0}, progress=False)
 
 
+def one_epoch_checkpoint(out) -> dict:
+    """The checkpoint (as a dict, to edit and save back) of a tiny search stopped after one epoch in ``out``."""
+    search, hparams = tiny_search()
+    train, valid = search_data(search, tiny_arrays(), 0)
+    run_search(search, train, valid, out, {"hparams": hparams, "seed": 0}, stop_after_epochs=1, progress=False)
+    return torch.load(out / "checkpoint.pt", weights_only=False)
+
+
+def resume_tiny_search(out):
+    """The same tiny search resumed from ``out``'s checkpoint to its end: (search, result)."""
+    search, hparams = tiny_search()
+    train, valid = search_data(search, tiny_arrays(), 0)
+    return search, run_search(search, train, valid, out, {"hparams": hparams, "seed": 0}, progress=False)
+
+
 def test_a_checkpoint_written_on_a_gpu_is_refused_on_the_cpu_by_name(tmp_path):
     """Its random streams live in CUDA generators, which a CPU generator cannot take: one clear line naming the
     device, not torch's RuntimeError about generator state sizes (a hand-off checkpoint of a GPU leg, session 22)."""
-    search, hparams = tiny_search()
-    train, valid = search_data(search, tiny_arrays(), 0)
-    identity = {"hparams": hparams, "seed": 0}
-    run_search(search, train, valid, tmp_path, identity, stop_after_epochs=1, progress=False)
-    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    state = one_epoch_checkpoint(tmp_path)
     for record in state["history"]:
         record["device"] = "NVIDIA H200"
     torch.save(state, tmp_path / "checkpoint.pt")
-    again, _ = tiny_search()
-    train, valid = search_data(again, tiny_arrays(), 0)
     with pytest.raises(CheckpointError, match="written by a search on NVIDIA H200; resume it on that device type"):
-        run_search(again, train, valid, tmp_path, identity, progress=False)
+        resume_tiny_search(tmp_path)
 
 
 def test_a_resumed_search_takes_adams_capturable_flag_from_its_device_not_the_checkpoint(tmp_path):
     """Adam's load_state_dict restores the saved flag; the search resets it to its device's (capturable on CUDA
     only), so a checkpoint written with the other setting resumes and steps."""
-    search, hparams = tiny_search()
-    train, valid = search_data(search, tiny_arrays(), 0)
-    identity = {"hparams": hparams, "seed": 0}
-    run_search(search, train, valid, tmp_path, identity, stop_after_epochs=1, progress=False)
-    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    state = one_epoch_checkpoint(tmp_path)
     assert state["search"]["arch_optimizer"]["param_groups"][0]["capturable"] is False
     state["search"]["arch_optimizer"]["param_groups"][0]["capturable"] = True
     torch.save(state, tmp_path / "checkpoint.pt")
-    again, _ = tiny_search()
-    train, valid = search_data(again, tiny_arrays(), 0)
-    result = run_search(again, train, valid, tmp_path, identity, progress=False)  # CPU Adam refuses capturable
+    again, result = resume_tiny_search(tmp_path)  # CPU Adam refuses capturable
     assert all(group["capturable"] is False for group in again.arch_optimizer.param_groups)
     assert result["finished"]
 
