@@ -80,6 +80,9 @@ def add_reproduce_arguments(p: argparse.ArgumentParser) -> None:
                    help="CPU threads per search (drnas, searches on the CPU; default 1, as each of the parallel "
                         "workers has). Another count rounds differently, so a search may end on another cell; "
                         "2 threads run one paper-scale search about 1.6x faster on 2 cores")
+    p.add_argument("--report-only", action="store_true",
+                   help="run nothing: rebuild the report from the finished runs, with the progress of unfinished "
+                        "ones (drnas: a paper-scale search spread over GPU sessions); needs no GPU or images")
     p.set_defaults(func=cmd_reproduce, scale="quick")
 
 
@@ -185,8 +188,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
     _positive(args.threads, "--threads")
     if args.paper == "all":
-        if args.only or args.device or args.threads:
-            raise ConfigError("--only, --device and --threads apply to one paper; name the paper")
+        if args.only or args.device or args.threads or args.report_only:
+            raise ConfigError("--only, --device, --threads and --report-only apply to one paper; name the paper")
         present = papers.available()
         missing = [p for p in PAPERS if p not in present]
         if not present:
@@ -200,7 +203,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         return 0
     papers.load(args.paper)  # unknown / missing -> one line before anything runs
     out = args.out or Path("results") / args.paper / args.scale
-    headline = papers.run(args.paper, args.scale, out, only=args.only, device=args.device, threads=args.threads)
+    headline = papers.run(args.paper, args.scale, out, only=args.only, device=args.device, threads=args.threads,
+                          report_only=args.report_only)
     print(f"{args.paper}: wrote {headline}")
     return 0
 

@@ -462,11 +462,28 @@ def test_a_recovered_result_joins_the_table_but_not_the_figure(tmp_path, monkeyp
     assert runs["cifar10-drnas_nb201-seed1"]["devices"] == ["GPU"]
 
 
+def _job_named(name: str, out: Path) -> dict:
+    """The paper-scale job of run ``name`` (``<dataset>-<section>-seed<n>``) as ``reproduce.papers.drnas.run``
+    builds it, with its run folder in ``out/runs``."""
+    from reproduce.papers import drnas as paper
+
+    dataset, section, seed = name.split("-")
+    if section == "drnas_darts":  # the DARTS-space search
+        overrides = {k: v for k, v in load_hparams("drnas", "scale_full_darts").items() if k != "seeds"}
+        kind = "darts"
+    else:
+        overrides = paper.nb201_overrides("full", section)
+        kind = "nb201"
+    return {"kind": kind, "method": section.split("_")[0], "section": section, "seed": int(seed.removeprefix("seed")),
+            "dataset": dataset, "images": dataset, "overrides": overrides, "out": str(out / "runs" / name)}
+
+
 def test_tracked_paper_scale_results_still_match_their_configuration():
     """Each result.json kept in git under results/drnas/full/runs must still be the run its name and today's
     drnas.toml describe; otherwise the report silently leaves it out (change the config knowingly, then
     move the run away). The H100 runs that had torch's pool bug (full_h100_pool_bug/) are held to the same: they
-    match, which is why they had to leave full/."""
+    match, which is why they had to leave full/. So is each committed hand-off checkpoint (full/handoff/): the next
+    GPU session's leg resumes it, and one of another configuration would cost that session its device time."""
     from reproduce.papers import drnas as paper
 
     drnas_results = Path(__file__).resolve().parents[1] / "results" / "drnas"
@@ -474,14 +491,101 @@ def test_tracked_paper_scale_results_still_match_their_configuration():
         drnas_results.glob("full_h100_pool_bug/runs/*/result.json"))
     assert runs, "the paper-scale results of earlier GPU sessions are tracked"
     for path in runs:
-        dataset, section, seed = path.parent.name.split("-")
-        if section == "drnas_darts":  # the DARTS-space search
-            overrides = {k: v for k, v in load_hparams("drnas", "scale_full_darts").items() if k != "seeds"}
-        else:
-            overrides = paper.nb201_overrides("full", section)
-        job = {"method": section.split("_")[0], "section": section, "seed": int(seed.removeprefix("seed")),
-               "dataset": dataset, "images": dataset, "overrides": overrides, "out": str(path.parent)}
-        assert paper._finished_result(job) is not None, f"{path} no longer matches drnas.toml [{section}]"
+        job = _job_named(path.parent.name, path.parents[2])
+        assert paper._finished_result(job) is not None, f"{path} no longer matches drnas.toml"
+    for path in sorted(drnas_results.glob(f"full/{paper.HANDOFF_DIR}/*.pt")):
+        job = _job_named(path.stem, path.parents[1])
+        progress = paper._progress(job, path.parents[1])
+        assert progress["skipped"] == [] and progress["checkpoint"] == path, f"{path}: {progress['skipped']}"
+        assert 0 < progress["epochs_done"] < progress["epochs"], "a finished search leaves result.json, no hand-off"
+
+
+def test_report_only_reports_unfinished_searches_from_their_newest_checkpoint(tmp_path, monkeypatch):
+    """``reproduce drnas --full --report-only`` on a machine without GPU or images: nothing runs; each unfinished
+    search shows the epochs of the newer of its run folder's checkpoint and its committed hand-off, and joins the
+    figure where its row has no finished search; a checkpoint that cannot be used is named, never used."""
+    import json
+
+    from algorithms.nn.search import fingerprint
+    from nasrepro.errors import DataError
+    from reproduce.papers import drnas as paper
+    from reproduce.report import Headline
+
+    def no_images(name):
+        raise DataError(f"{name} not found here")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(paper, "_check_images", no_images)
+    monkeypatch.setattr(paper, "_run_jobs", lambda *args: pytest.fail("--report-only ran a search"))
+    drawn = []
+    monkeypatch.setattr(paper, "_trajectory_figure", lambda results, folder: drawn.extend(results) or [])
+
+    def checkpoint(path: Path, job: dict, epochs: int, identity: dict | None = None) -> None:
+        history = [{"epoch": e, "seconds": 10.0, "device": "GPU", "train_acc": 20.0 + e, "argmax_test": 90.0 + e,
+                    "arch": "cell", "sampled_test_min": 10.0, "sampled_test_max": 94.0, "sampled_test_mean": 80.0,
+                    "sampled_test": [10.0, 94.0]} for e in range(epochs)]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"fingerprint": fingerprint(identity or paper._identity(job)), "next_epoch": epochs,
+                    "history": history}, path)
+
+    handoff = tmp_path / paper.HANDOFF_DIR
+    seed0, seed1, seed2 = (_job_named(f"cifar10-drnas_nb201-seed{s}", tmp_path) for s in range(3))
+    checkpoint(handoff / "cifar10-drnas_nb201-seed0.pt", seed0, 29)  # the hand-off is newer than the run folder
+    checkpoint(Path(seed0["out"]) / "checkpoint.pt", seed0, 12)
+    checkpoint(handoff / "cifar10-drnas_nb201-seed1.pt", seed1, 3)  # the run folder is newer than the hand-off
+    checkpoint(Path(seed1["out"]) / "checkpoint.pt", seed1, 5)
+    checkpoint(handoff / "cifar10-drnas_nb201-seed2.pt", seed2, 7, identity={**paper._identity(seed2), "seed": 9})
+    gdas = _job_named("cifar10-gdas_nb201-seed0", tmp_path)
+    (handoff / "cifar10-gdas_nb201-seed0.pt").write_bytes(b"not a checkpoint")
+    finished = _job_named("cifar10-darts_nb201-seed0", tmp_path)  # a finished row: drawn from its own run
+    Path(finished["out"]).mkdir(parents=True)
+    (Path(finished["out"]) / "result.json").write_text(json.dumps(
+        {"identity": paper._identity(finished), "finished": True, "epochs_done": 100, "final_architecture": "cell",
+         "final_valid": 40.0, "final_test": 54.3, "history": [{"epoch": 0, "seconds": 9.0}]}))
+    checkpoint(handoff / "cifar10-darts_nb201-seed1.pt", _job_named("cifar10-darts_nb201-seed1", tmp_path), 50)
+
+    headline = Headline.read(paper.run("full", tmp_path, report_only=True))
+    assert headline.command.endswith("--full --report-only")
+    rows = {r.claim.split(": ")[1].split(" derived")[0]: r for r in headline.rows if "cifar10:" in r.claim}
+    assert rows["DrNAS"].verdict == "not run" and rows["DrNAS"].seeds == 0
+    assert rows["DrNAS"].note.endswith(
+        "; in progress: seed 0 at 29 of 100 epochs, argmax cell after it 118.00 % NB201 test "
+        "(handoff/cifar10-drnas_nb201-seed0.pt); seed 1 at 5 of 100 epochs, argmax cell after it 94.00 % NB201 "
+        f"test (runs/cifar10-drnas_nb201-seed1/checkpoint.pt); seed 2: no usable checkpoint ({handoff}/"
+        "cifar10-drnas_nb201-seed2.pt: a checkpoint of another configuration)")
+    assert "seed 0: no usable checkpoint" in rows["GDAS"].note and "unreadable checkpoint" in rows["GDAS"].note
+    assert rows["DARTS (1st order)"].seeds == 1 and rows["DARTS (1st order)"].note.endswith(
+        "in progress: seed 1 at 50 of 100 epochs, argmax cell after it 139.00 % NB201 test "
+        "(handoff/cifar10-darts_nb201-seed1.pt)")
+    # the figure: the finished DARTS run, and for DrNAS (no finished run) the unfinished ones
+    assert sorted((r["job"]["section"], r["job"]["seed"], r.get("epochs_done")) for r in drawn) == [
+        ("darts_nb201", 0, 100), ("drnas_nb201", 0, 29), ("drnas_nb201", 1, 5)]
+    run_info = json.loads((tmp_path / "run_info.json").read_text())
+    assert run_info["device"].startswith("cpu (report only")
+    assert run_info["in_progress"]["cifar10-drnas_nb201-seed0"] == {
+        "epochs_done": 29, "epochs": 100, "checkpoint": "handoff/cifar10-drnas_nb201-seed0.pt", "arch": "cell",
+        "train_acc": 48.0, "argmax_test": 118.0, "search_seconds": 290.0, "devices": ["GPU"]}
+    assert run_info["in_progress"][Path(gdas["out"]).name]["checkpoint"] is None
+    assert "- `cifar10-drnas_nb201-seed0`: 29 of 100 epochs, 4.8 min on GPU (`handoff/cifar10-drnas_nb201-seed0.pt`)" \
+        in (tmp_path / "results.md").read_text()
+    # nothing was written into the runs or moved: the checkpoints are where they were
+    assert sorted(p.name for p in handoff.iterdir()) == [
+        "cifar10-darts_nb201-seed1.pt", "cifar10-drnas_nb201-seed0.pt", "cifar10-drnas_nb201-seed1.pt",
+        "cifar10-drnas_nb201-seed2.pt", "cifar10-gdas_nb201-seed0.pt"]
+    with pytest.raises(ConfigError, match="--report-only runs no search; drop --device"):
+        paper.run("full", tmp_path, report_only=True, device="cuda")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["fade", "--report-only"], "paper 'fade' does not support --report-only (its runs do not span sessions)"),
+    (["all", "--report-only"], "--only, --device, --threads and --report-only apply to one paper; name the paper"),
+])
+def test_report_only_elsewhere_is_one_line(argv, message, tmp_path, capsys):
+    from nasrepro import cli
+
+    assert cli.main(["reproduce", *argv, "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.strip() == f"nasrepro: error: {message}"
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.gpu

@@ -12,8 +12,9 @@
 # Back here, with F the call's files_at folder and R the run:
 #   - $F/R.pt came back (not finished):  cp $F/R.pt results/drnas/full/handoff/R.pt; commit it (the next leg needs it)
 #   - $F/R.result.json came back (finished): mkdir -p results/drnas/full/runs/R; cp $F/R.result.json
-#     results/drnas/full/runs/R/result.json; git rm results/drnas/full/handoff/R.pt; commit; then rebuild the
-#     table here: nasrepro reproduce drnas --full --only R
+#     results/drnas/full/runs/R/result.json; git rm results/drnas/full/handoff/R.pt; commit
+#   then rebuild the report here (no GPU needed; unfinished searches show their epochs from the hand-offs):
+#     nasrepro reproduce drnas --full --report-only; nasrepro report
 # $F/R.log holds the leg's per-epoch lines either way.
 # A second leg on the same machine while it is still warm (within 30 s of the last call) finds the first leg's run
 # folder (git-ignored outputs stay there between calls) and resumes from whichever of it and the hand-off holds more

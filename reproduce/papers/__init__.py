@@ -35,18 +35,19 @@ def available() -> list[str]:
 
 
 def run(paper: str, scale: str, out: Path, only: str | None = None, device: str | None = None,
-        threads: int | None = None) -> Path:
+        threads: int | None = None, report_only: bool = False) -> Path:
     """``only``: a glob over the paper's run names; ``device``: where a paper that trains networks trains them;
-    ``threads``: CPU threads per search. Papers whose ``run`` takes no such argument refuse it."""
+    ``threads``: CPU threads per search; ``report_only``: run nothing, report finished and unfinished runs.
+    Papers whose ``run`` takes no such argument refuse it."""
     if scale not in SCALES:
         raise ConfigError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
     module = load(paper)
-    options = {name: value for name, value in (("only", only), ("device", device), ("threads", threads))
-               if value is not None}
+    options = {name: value for name, value in (("only", only), ("device", device), ("threads", threads),
+                                               ("report_only", report_only or None)) if value is not None}
     accepted = inspect.signature(module.run).parameters
     why_not = {"only": "it runs as one piece", "device": "it trains no network",
-               "threads": "its workers run one CPU thread each"}
+               "threads": "its workers run one CPU thread each", "report_only": "its runs do not span sessions"}
     for name in options:
         if name not in accepted:
-            raise ConfigError(f"paper {paper!r} does not support --{name} ({why_not[name]})")
+            raise ConfigError(f"paper {paper!r} does not support --{name.replace('_', '-')} ({why_not[name]})")
     return Path(module.run(scale, Path(out), **options))

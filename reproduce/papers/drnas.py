@@ -15,6 +15,11 @@ setting and needs a GPU. Raw outputs go to ``out/runs/<run>/`` (checkpoint every
 search is skipped, an interrupted one resumes). The ``result.json`` of finished full-scale runs is tracked in
 git, so any clone rebuilds the table; a result marked ``recovered`` holds only the final cell and totals of a
 run whose raw folder was lost (its per-epoch history is not there, so it joins the table, not the figure).
+A search spread over GPU sessions leaves a hand-off checkpoint in ``out/handoff/<run>.pt`` between them
+(``reproduce/device/drnas_gpu_search_leg.sh``); an unfinished search is reported "not run" with its progress
+(from the newer of its run folder's checkpoint and its hand-off), and drawn in the figure when its row has no
+finished search. ``report_only`` runs nothing: the report of what has finished and what is in progress, on
+any machine.
 """
 from __future__ import annotations
 
@@ -67,10 +72,12 @@ TOLERANCE_PP = 0.5
 #: image data each NB201 dataset is searched on, per scale
 IMAGES = {"quick": {"cifar10": "cifar10-subset"},
           "full": {"cifar10": "cifar10", "cifar100": "cifar100", "imagenet16-120": "imagenet16-120"}}
+#: the folder (inside ``out``) of the checkpoints committed between the GPU sessions a search spans
+HANDOFF_DIR = "handoff"
 
 
 def run(scale: str, out: Path, only: str | None = None, device: str | None = None,
-        threads: int | None = None) -> Path:
+        threads: int | None = None, report_only: bool = False) -> Path:
     """``only``: a glob over run names, ``<dataset>-<section>-seed<n>`` (``cifar10-drnas_nb201_progressive-seed0``,
     ``cifar10-drnas_darts-seed0``, ...; the section is in the name, so switching sections never meets the other
     one's checkpoint). Only those run; runs finished earlier in ``out`` are still reported, the rest "not run".
@@ -80,13 +87,17 @@ def run(scale: str, out: Path, only: str | None = None, device: str | None = Non
     ``threads``: CPU threads per search (default 1, as each pool worker has, one worker per ``threads`` cores).
     A CPU search rounds differently on another thread count and can end on another cell, so a search repeats
     the full run's numbers only on the same count; more threads make a single long search faster (paper scale
-    on 2 cores: 1.72 s per step on 2 threads, 2.73 s on 1, session 20)."""
+    on 2 cores: 1.72 s per step on 2 threads, 2.73 s on 1, session 20).
+    ``report_only``: run no search (needs neither a GPU nor images): report the finished ones and the progress of
+    the rest."""
     if scale not in ("quick", "full"):
         raise ConfigError(f"drnas: scale must be 'quick' or 'full', got {scale!r}")
     if device not in (None, "cpu", "cuda"):
         raise ConfigError(f"drnas: device must be 'cpu' or 'cuda', got {device!r}")
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise ConfigError(f"drnas: threads must be a positive whole number, got {threads!r}")
+    if report_only and (device is not None or threads is not None):
+        raise ConfigError("drnas: --report-only runs no search; drop --device / --threads")
     out = Path(out)
     started = datetime.now(timezone.utc)
     explicit_device = device is not None
@@ -121,7 +132,9 @@ def run(scale: str, out: Path, only: str | None = None, device: str | None = Non
     earlier = {job["out"]: _finished_result(job) for job in jobs}  # each result.json read once
     finished = [r for r in earlier.values() if r is not None]  # reported, never rerun
     pending = [job for job in selected if earlier[job["out"]] is None and job["dataset"] not in unavailable]
-    if pending:
+    if report_only:
+        pending, device = [], "cpu (report only: --report-only, no search run)"
+    elif pending:
         _check_device(device, pending)
         if threads is not None and device != "cpu":
             raise ConfigError(f"drnas: --threads sets CPU threads per search; these searches run on {device} "
@@ -130,6 +143,8 @@ def run(scale: str, out: Path, only: str | None = None, device: str | None = Non
         device = "cpu (report only: every selected search had finished)"
     results = (_run_jobs(pending, device, threads or 1) if pending else []) + finished
     results = [r for r in results if r["finished"]]  # a run cut short (another session resumes it) is not reported
+    done = {r["job"]["out"] for r in results}
+    progress = {job["out"]: p for job in jobs if job["out"] not in done and (p := _progress(job, out)) is not None}
 
     nb201_results = [r for r in results if r["job"]["kind"] == "nb201"]
     for dataset in IMAGES["full"]:
@@ -138,14 +153,17 @@ def run(scale: str, out: Path, only: str | None = None, device: str | None = Non
             claim = f"NB201 {dataset}: {label} derived cell, valid / test accuracy (%)"
             paper = f"{pv:.2f}±{pv_std:.2f} / {pt:.2f}±{pt_std:.2f}"
             mine = [r for r in nb201_results if r["job"]["row"] == row and r["job"]["dataset"] == dataset]
-            if not mine and (dataset not in IMAGES[scale] or dataset in unavailable):
+            unfinished = _progress_note([p for p in progress.values()
+                                         if p["job"].get("row") == row and p["job"]["dataset"] == dataset], out)
+            if not mine and not unfinished and (dataset not in IMAGES[scale] or dataset in unavailable):
                 reason = unavailable.get(dataset) or _why_not_searched(dataset, scale)
                 rows.append({"claim": claim, "paper": paper, "ours": "—", "seeds": 0, "verdict": "not measurable here",
                              "note": f"needs the {dataset} training images: {reason}"})
                 continue
             if not mine:
                 rows.append({"claim": claim, "paper": paper, "ours": "—", "seeds": 0, "verdict": "not run",
-                             "note": f"no finished {scale}-scale search in {out / 'runs'} yet (see --only)"})
+                             "note": f"no finished {scale}-scale search in {out / 'runs'} yet (see --only)"
+                                     + unfinished})
                 continue
             row_summary = _nb201_row(claim, paper, pt, mine, scale)
             if row == "drnas_progressive":
@@ -156,6 +174,7 @@ def run(scale: str, out: Path, only: str | None = None, device: str | None = Non
             if recovered:
                 row_summary["note"] += (f"; seed(s) {', '.join(map(str, recovered))}: final cell only, recovered from "
                                         f"an earlier report (the per-epoch history is lost)")
+            row_summary["note"] += unfinished
             rows.append(row_summary)
     darts_results = [r for r in results if r["job"]["kind"] == "darts"]
     darts_claim = ("DARTS space (CIFAR-10), progressive DrNAS search: derived genotype and its parameters at the "
@@ -169,12 +188,17 @@ def run(scale: str, out: Path, only: str | None = None, device: str | None = Non
                              f"{standin_note(standin, i)}"})
     if not darts_results:
         rows.append({"claim": darts_claim, "paper": PAPER_DARTS_SPACE, "ours": "—", "seeds": 0, "verdict": "not run",
-                     "note": f"no finished {scale}-scale search yet (see --only); {EVALUATION_HOWTO}"})
+                     "note": f"no finished {scale}-scale search yet (see --only); {EVALUATION_HOWTO}"
+                             + _progress_note([p for p in progress.values() if p["job"]["kind"] == "darts"], out)})
 
     with_history = [r for r in nb201_results if r["history"]]  # a recovered result has none
+    drawn_rows = {r["job"]["row"] for r in with_history}  # an unfinished search stands in for a row with none
+    with_history += [p for p in progress.values()
+                     if p["job"]["kind"] == "nb201" and p["job"]["row"] not in drawn_rows and p["history"]]
     figures = _trajectory_figure(with_history, out / "figures") if with_history else []
     command = (f"python -m reproduce drnas --{scale}" + (f" --only '{only}'" if only else "")
-               + (f" --device {device}" if explicit_device else "") + (f" --threads {threads}" if threads else ""))
+               + (f" --device {device}" if explicit_device else "") + (f" --threads {threads}" if threads else "")
+               + (" --report-only" if report_only else ""))
     headline = Headline("drnas", TITLE, scale, command, started.strftime("%Y-%m-%dT%H:%M:%SZ"),
                         tuple(HeadlineRow(**row) for row in rows),
                         tuple(str(Path(f).relative_to(out)) for f in figures))
@@ -188,6 +212,8 @@ def run(scale: str, out: Path, only: str | None = None, device: str | None = Non
                                                       "epochs_done": r["epochs_done"],
                                                       **_timing(r)}
                          for r in results}}
+    if progress:
+        run_info["in_progress"] = {Path(p["job"]["out"]).name: _progress_info(p, out) for p in progress.values()}
     if standin:  # the DARTS-space searches' genotypes, in darts_results order, on the NB301 stand-in
         run_info["darts_space_standin"] = {**standin, "runs": [Path(r["job"]["out"]).name for r in darts_results]}
     atomic_write_json(out / "run_info.json", run_info)
@@ -213,9 +239,69 @@ def _check_device(device: str, pending: list[dict]) -> None:
 
     if device == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"drnas: {len(pending)} selected search(es) have not finished (e.g. "
-                          f"{Path(pending[0]['out']).name}) and need a CUDA GPU; use --quick on CPU, --only "
-                          f"with finished runs to report them, or --device cpu (a paper-scale search takes "
-                          f"about a day on two cores)")
+                          f"{Path(pending[0]['out']).name}) and need a CUDA GPU; use --quick on CPU, "
+                          f"--report-only to report what has finished and what is in progress, or --device cpu "
+                          f"(a paper-scale search takes about a day on two cores)")
+
+
+def _progress(job: dict, out: Path) -> dict | None:
+    """An unfinished search's progress: the newer of its run folder's checkpoint and its hand-off
+    (``out/handoff/<run>.pt``) of this job's configuration, with its per-epoch history; None if neither exists.
+    A checkpoint that cannot be read or belongs to another configuration is named in ``skipped``, not used."""
+    from algorithms.nn.search import fingerprint, load_search_checkpoint
+    from nasrepro.errors import CheckpointError
+
+    name = Path(job["out"]).name
+    found, skipped = None, []
+    for path in (Path(job["out"]) / "checkpoint.pt", Path(out) / HANDOFF_DIR / f"{name}.pt"):
+        if not path.is_file():
+            continue
+        try:
+            state = load_search_checkpoint(path)
+        except CheckpointError as exc:
+            skipped.append(str(exc))
+            continue
+        if state["fingerprint"] != fingerprint(_identity(job)):
+            skipped.append(f"{path}: a checkpoint of another configuration")
+        elif found is None or state["next_epoch"] > found["epochs_done"]:
+            found = {"job": job, "epochs_done": int(state["next_epoch"]), "checkpoint": path,
+                     "history": state["history"]}
+    if found is None and not skipped:
+        return None
+    epochs = sum(load_hparams("drnas", job["section"], job["overrides"])["stage_epochs"])
+    return {"job": job, "epochs_done": 0, "checkpoint": None, "history": [], **(found or {}), "epochs": epochs,
+            "skipped": skipped}
+
+
+def _progress_note(unfinished: list[dict], out: Path) -> str:
+    """``; in progress: ...`` for a row's unfinished searches (empty if there are none)."""
+    parts = []
+    for p in sorted(unfinished, key=lambda p: p["job"]["seed"]):
+        if p["checkpoint"] is None:
+            parts.append(f"seed {p['job']['seed']}: no usable checkpoint ({'; '.join(p['skipped'])})")
+            continue
+        last = p["history"][-1] if p["history"] else {}
+        argmax = (f", argmax cell after it {last['argmax_test']:.2f} % NB201 test" if "argmax_test" in last else "")
+        parts.append(f"seed {p['job']['seed']} at {p['epochs_done']} of {p['epochs']} epochs{argmax} "
+                     f"({_relative(p['checkpoint'], out)})")
+    return f"; in progress: {'; '.join(parts)}" if parts else ""
+
+
+def _progress_info(progress: dict, out: Path) -> dict:
+    """run_info.json's record of an unfinished search."""
+    last = progress["history"][-1] if progress["history"] else {}
+    return {"epochs_done": progress["epochs_done"], "epochs": progress["epochs"],
+            "checkpoint": _relative(progress["checkpoint"], out) if progress["checkpoint"] else None,
+            **({"skipped": progress["skipped"]} if progress["skipped"] else {}),
+            **({k: last[k] for k in ("arch", "train_acc", "argmax_test", "argmax_valid") if k in last}),
+            **(_timing(progress) if progress["history"] else {})}
+
+
+def _relative(path: Path, out: Path) -> str:
+    try:
+        return str(Path(path).relative_to(out))
+    except ValueError:
+        return str(path)
 
 
 def _why_not_searched(dataset: str, scale: str) -> str:
@@ -423,7 +509,8 @@ def _nb201_row(claim: str, paper: str, paper_test: float, results: list[dict], s
 
 def _trajectory_figure(results: list[dict], folder: Path) -> list[Path]:
     """Per table row (first seed): the range and mean of the sampled cells' NB201 test accuracy per epoch,
-    and the accuracy of the argmax cell (DrNAS Figure: search trajectory)."""
+    and the accuracy of the argmax cell (DrNAS Figure: search trajectory). An unfinished search (from
+    :func:`_progress`) says how far it got in its panel's title."""
     plt = figures.pyplot()
 
     rows = [row for row in ROWS if any(r["job"]["row"] == row for r in results)]
@@ -438,7 +525,11 @@ def _trajectory_figure(results: list[dict], folder: Path) -> list[Path]:
         ax.fill_between(epochs, quartiles[:, 0], quartiles[:, 1], alpha=0.35, label="sampled cells (25-75 %)")
         ax.plot(epochs, [h["sampled_test_mean"] for h in hist], "--", label="sampled cells (mean)")
         ax.plot(epochs, [h["argmax_test"] for h in hist], "-o", ms=3, label="argmax cell")
-        ax.set_title(f"{ROWS[row][0]} (seed {first['job']['seed']}, {first['job']['dataset']})")
+        title = f"{ROWS[row][0]} (seed {first['job']['seed']}, {first['job']['dataset']})"
+        if "epochs" in first:  # unfinished: the axis spans the whole schedule, so the gap shows
+            title += f"\nunfinished: {first['epochs_done']} of {first['epochs']} epochs"
+            ax.set_xlim(0, first["epochs"] + 1)
+        ax.set_title(title, fontsize=10)
         ax.set_xlabel("search epoch")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("NB201 test accuracy (%)")
@@ -458,6 +549,16 @@ def _markdown(headline: dict, run_info: dict) -> str:
     for f in headline["figures"]:
         if f.endswith(".png"):
             lines.append(f"![search trajectory]({f})")
+    if run_info.get("in_progress"):
+        lines += ["", "Unfinished searches (not in the table; the newest checkpoint of each):", ""]
+        for name, p in sorted(run_info["in_progress"].items()):
+            if p["checkpoint"] is None:
+                lines.append(f"- `{name}`: no usable checkpoint ({'; '.join(p['skipped'])})")
+                continue
+            minutes = f", {p['search_seconds'] / 60:.1f} min on {', '.join(p['devices'])}" if "devices" in p else ""
+            last = (f"; after the last: train acc. {p['train_acc']:.2f} %" if "train_acc" in p else "") + (
+                f", argmax cell {p['argmax_test']:.2f} % NB201 test" if "argmax_test" in p else "")
+            lines.append(f"- `{name}`: {p['epochs_done']} of {p['epochs']} epochs{minutes} (`{p['checkpoint']}`){last}")
     if headline["scale"] == "quick":
         lines += ["", "The quick scale checks the pipeline on a CPU; its numbers are not the paper's setting and "
                       "cannot reproduce (or refute) the paper's table."]
