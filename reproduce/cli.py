@@ -82,7 +82,7 @@ def add_reproduce_arguments(p: argparse.ArgumentParser) -> None:
                         "2 threads run one paper-scale search about 1.6x faster on 2 cores")
     p.add_argument("--report-only", action="store_true",
                    help="run nothing: rebuild the report from the finished runs, with the progress of unfinished "
-                        "ones (drnas: a paper-scale search spread over GPU sessions); needs no GPU or images")
+                        "ones (drnas --full: searches spread over GPU sessions); needs no GPU")
     p.set_defaults(func=cmd_reproduce, scale="quick")
 
 

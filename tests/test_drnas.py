@@ -463,19 +463,13 @@ def test_a_recovered_result_joins_the_table_but_not_the_figure(tmp_path, monkeyp
 
 
 def _job_named(name: str, out: Path) -> dict:
-    """The paper-scale job of run ``name`` (``<dataset>-<section>-seed<n>``) as ``reproduce.papers.drnas.run``
-    builds it, with its run folder in ``out/runs``."""
+    """The paper-scale job of run ``name`` (``<dataset>-<section>-seed<n>``), as ``reproduce drnas --full --out
+    OUT`` runs it."""
     from reproduce.papers import drnas as paper
 
-    dataset, section, seed = name.split("-")
-    if section == "drnas_darts":  # the DARTS-space search
-        overrides = {k: v for k, v in load_hparams("drnas", "scale_full_darts").items() if k != "seeds"}
-        kind = "darts"
-    else:
-        overrides = paper.nb201_overrides("full", section)
-        kind = "nb201"
-    return {"kind": kind, "method": section.split("_")[0], "section": section, "seed": int(seed.removeprefix("seed")),
-            "dataset": dataset, "images": dataset, "overrides": overrides, "out": str(out / "runs" / name)}
+    jobs = {Path(job["out"]).name: job for job in paper.search_jobs("full", out, "cuda")}
+    assert name in jobs, f"{name} is no run of today's drnas.toml"
+    return jobs[name]
 
 
 def test_tracked_paper_scale_results_still_match_their_configuration():
@@ -484,7 +478,11 @@ def test_tracked_paper_scale_results_still_match_their_configuration():
     move the run away). The H100 runs that had torch's pool bug (full_h100_pool_bug/) are held to the same: they
     match, which is why they had to leave full/. So is each committed hand-off checkpoint (full/handoff/): the next
     GPU session's leg resumes it, and one of another configuration would cost that session its device time."""
+    from algorithms.nn.search import fingerprint, load_search_checkpoint
     from reproduce.papers import drnas as paper
+
+    def job_hparams(job):
+        return load_hparams("drnas", job["section"], job["overrides"])
 
     drnas_results = Path(__file__).resolve().parents[1] / "results" / "drnas"
     runs = sorted(drnas_results.glob("full/runs/*/result.json")) + sorted(
@@ -495,9 +493,10 @@ def test_tracked_paper_scale_results_still_match_their_configuration():
         assert paper._finished_result(job) is not None, f"{path} no longer matches drnas.toml"
     for path in sorted(drnas_results.glob(f"full/{paper.HANDOFF_DIR}/*.pt")):
         job = _job_named(path.stem, path.parents[1])
-        progress = paper._progress(job, path.parents[1])
-        assert progress["skipped"] == [] and progress["checkpoint"] == path, f"{path}: {progress['skipped']}"
-        assert 0 < progress["epochs_done"] < progress["epochs"], "a finished search leaves result.json, no hand-off"
+        state = load_search_checkpoint(path)
+        assert state["fingerprint"] == fingerprint(paper._identity(job)), f"{path} no longer matches drnas.toml"
+        assert 0 < state["next_epoch"] < sum(job_hparams(job)["stage_epochs"]), \
+            f"{path}: a finished search leaves its result.json, not a hand-off"
 
 
 def test_report_only_reports_unfinished_searches_from_their_newest_checkpoint(tmp_path, monkeypatch):
@@ -517,13 +516,15 @@ def test_report_only_reports_unfinished_searches_from_their_newest_checkpoint(tm
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(paper, "_check_images", no_images)
     monkeypatch.setattr(paper, "_run_jobs", lambda *args: pytest.fail("--report-only ran a search"))
-    drawn = []
-    monkeypatch.setattr(paper, "_trajectory_figure", lambda results, folder: drawn.extend(results) or [])
+    drawn, draw = [], paper._trajectory_figure
+    monkeypatch.setattr(paper, "_trajectory_figure", lambda results, folder: drawn.extend(results) or draw(results, folder))
 
     def checkpoint(path: Path, job: dict, epochs: int, identity: dict | None = None) -> None:
         history = [{"epoch": e, "seconds": 10.0, "device": "GPU", "train_acc": 20.0 + e, "argmax_test": 90.0 + e,
                     "arch": "cell", "sampled_test_min": 10.0, "sampled_test_max": 94.0, "sampled_test_mean": 80.0,
                     "sampled_test": [10.0, 94.0]} for e in range(epochs)]
+        if job["kind"] == "darts":  # a DARTS-space search records no NB201 lookups
+            history = [{k: v for k, v in h.items() if "test" not in k} for h in history]
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"fingerprint": fingerprint(identity or paper._identity(job)), "next_epoch": epochs,
                     "history": history}, path)
@@ -541,39 +542,54 @@ def test_report_only_reports_unfinished_searches_from_their_newest_checkpoint(tm
     Path(finished["out"]).mkdir(parents=True)
     (Path(finished["out"]) / "result.json").write_text(json.dumps(
         {"identity": paper._identity(finished), "finished": True, "epochs_done": 100, "final_architecture": "cell",
-         "final_valid": 40.0, "final_test": 54.3, "history": [{"epoch": 0, "seconds": 9.0}]}))
+         "final_valid": 40.0, "final_test": 54.3, "history": [{"epoch": 0, "seconds": 9.0, "argmax_test": 54.3,
+                                                                "sampled_test_min": 10.0, "sampled_test_max": 94.0,
+                                                                "sampled_test_mean": 80.0,
+                                                                "sampled_test": [10.0, 94.0]}]}))
     checkpoint(handoff / "cifar10-darts_nb201-seed1.pt", _job_named("cifar10-darts_nb201-seed1", tmp_path), 50)
+    space = _job_named("cifar10-drnas_darts-seed0", tmp_path)
+    checkpoint(handoff / "cifar10-drnas_darts-seed0.pt", space, 3)
 
     headline = Headline.read(paper.run("full", tmp_path, report_only=True))
-    assert headline.command.endswith("--full --report-only")
+    assert headline.command.endswith("--full --report-only") and headline.figures
     rows = {r.claim.split(": ")[1].split(" derived")[0]: r for r in headline.rows if "cifar10:" in r.claim}
     assert rows["DrNAS"].verdict == "not run" and rows["DrNAS"].seeds == 0
-    assert rows["DrNAS"].note.endswith(
-        "; in progress: seed 0 at 29 of 100 epochs, argmax cell after it 118.00 % NB201 test "
-        "(handoff/cifar10-drnas_nb201-seed0.pt); seed 1 at 5 of 100 epochs, argmax cell after it 94.00 % NB201 "
-        f"test (runs/cifar10-drnas_nb201-seed1/checkpoint.pt); seed 2: no usable checkpoint ({handoff}/"
-        "cifar10-drnas_nb201-seed2.pt: a checkpoint of another configuration)")
+    assert rows["DrNAS"].note == (
+        f"no finished full-scale search in {tmp_path}/runs yet; in progress: seed 0 at 29 of 100 epochs, argmax cell "
+        f"after it 118.00 % NB201 test ({handoff}/cifar10-drnas_nb201-seed0.pt); seed 1 at 5 of 100 epochs, argmax "
+        f"cell after it 94.00 % NB201 test ({tmp_path}/runs/cifar10-drnas_nb201-seed1/checkpoint.pt); seed 2: no "
+        f"usable checkpoint ({handoff}/cifar10-drnas_nb201-seed2.pt: a checkpoint of another configuration)")
     assert "seed 0: no usable checkpoint" in rows["GDAS"].note and "unreadable checkpoint" in rows["GDAS"].note
     assert rows["DARTS (1st order)"].seeds == 1 and rows["DARTS (1st order)"].note.endswith(
-        "in progress: seed 1 at 50 of 100 epochs, argmax cell after it 139.00 % NB201 test "
-        "(handoff/cifar10-darts_nb201-seed1.pt)")
+        f"in progress: seed 1 at 50 of 100 epochs, argmax cell after it 139.00 % NB201 test "
+        f"({handoff}/cifar10-darts_nb201-seed1.pt)")
+    # the DARTS-space search in progress: said before the advice on training its genotype
+    space = next(r for r in headline.rows if r.claim.startswith("DARTS space"))
+    assert space.note.startswith(f"no finished full-scale search yet; in progress: seed 0 at 3 of 50 epochs "
+                                 f"({handoff}/cifar10-drnas_darts-seed0.pt); train a genotype")
     # the figure: the finished DARTS run, and for DrNAS (no finished run) the unfinished ones
     assert sorted((r["job"]["section"], r["job"]["seed"], r.get("epochs_done")) for r in drawn) == [
         ("darts_nb201", 0, 100), ("drnas_nb201", 0, 29), ("drnas_nb201", 1, 5)]
     run_info = json.loads((tmp_path / "run_info.json").read_text())
-    assert run_info["device"].startswith("cpu (report only")
+    assert run_info["device"] == "none (--report-only: no search ran)" and run_info["report_only"]
     assert run_info["in_progress"]["cifar10-drnas_nb201-seed0"] == {
-        "epochs_done": 29, "epochs": 100, "checkpoint": "handoff/cifar10-drnas_nb201-seed0.pt", "arch": "cell",
+        "epochs_done": 29, "epochs": 100, "checkpoint": f"{handoff}/cifar10-drnas_nb201-seed0.pt", "arch": "cell",
         "train_acc": 48.0, "argmax_test": 118.0, "search_seconds": 290.0, "devices": ["GPU"]}
     assert run_info["in_progress"][Path(gdas["out"]).name]["checkpoint"] is None
-    assert "- `cifar10-drnas_nb201-seed0`: 29 of 100 epochs, 4.8 min on GPU (`handoff/cifar10-drnas_nb201-seed0.pt`)" \
-        in (tmp_path / "results.md").read_text()
+    markdown = (tmp_path / "results.md").read_text()
+    assert "Scale: **full**, report only (no search ran)" in markdown
+    assert (f"- `cifar10-drnas_nb201-seed0`: 29 of 100 epochs, 4.8 min on GPU (`{handoff}/cifar10-drnas_nb201-seed0.pt`)"
+            "; after epoch 29: train acc. 48.00 %, argmax cell 118.00 % NB201 test") in markdown
     # nothing was written into the runs or moved: the checkpoints are where they were
     assert sorted(p.name for p in handoff.iterdir()) == [
-        "cifar10-darts_nb201-seed1.pt", "cifar10-drnas_nb201-seed0.pt", "cifar10-drnas_nb201-seed1.pt",
-        "cifar10-drnas_nb201-seed2.pt", "cifar10-gdas_nb201-seed0.pt"]
-    with pytest.raises(ConfigError, match="--report-only runs no search; drop --device"):
-        paper.run("full", tmp_path, report_only=True, device="cuda")
+        "cifar10-darts_nb201-seed1.pt", "cifar10-drnas_darts-seed0.pt", "cifar10-drnas_nb201-seed0.pt",
+        "cifar10-drnas_nb201-seed1.pt", "cifar10-drnas_nb201-seed2.pt", "cifar10-gdas_nb201-seed0.pt"]
+    for kwargs in ({"device": "cuda"}, {"only": "cifar10-*"}):
+        with pytest.raises(ConfigError, match="--report-only runs no search and reports every run; drop"):
+            paper.run("full", tmp_path, report_only=True, **kwargs)
+    with pytest.raises(ConfigError, match="--report-only is for the full scale"):
+        paper.run("quick", tmp_path / "quick", report_only=True)
+    assert not (tmp_path / "quick").exists()
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -96,35 +96,24 @@ def run(scale: str, out: Path, only: str | None = None, device: str | None = Non
         raise ConfigError(f"drnas: device must be 'cpu' or 'cuda', got {device!r}")
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise ConfigError(f"drnas: threads must be a positive whole number, got {threads!r}")
-    if report_only and (device is not None or threads is not None):
-        raise ConfigError("drnas: --report-only runs no search; drop --device / --threads")
+    if report_only and scale != "full":
+        raise ConfigError("drnas: --report-only is for the full scale (its searches span GPU sessions); "
+                          "the quick scale runs in minutes")
+    if report_only and (device is not None or threads is not None or only is not None):
+        raise ConfigError("drnas: --report-only runs no search and reports every run; drop --device / --threads "
+                          "/ --only")
     out = Path(out)
     started = datetime.now(timezone.utc)
     explicit_device = device is not None
     if device is None:  # checked below, only if a selected search still has to run
         device = "cpu" if scale == "quick" else "cuda"
     seeds = [int(s) for s in load_hparams("drnas", f"scale_{scale}_nb201")["seeds"]]  # recorded in run_info.json
-    sections = load_hparams("drnas", "nb201_table")
-    if len(set(sections.values())) < len(sections):  # runs are named by section: two rows would share one folder
-        raise ConfigError(f"drnas.toml [nb201_table]: each row needs its own section, got {sections}")
-    rows, unavailable, jobs = [], {}, []
+    rows, unavailable, jobs = [], {}, search_jobs(scale, out, device)
     for dataset, images in IMAGES[scale].items():
         try:
             _check_images(images)
         except DataError as exc:  # its searches cannot run here; those that finished elsewhere are reported
             unavailable[dataset] = str(exc)
-        for row, (_, method) in ROWS.items():
-            for seed in seeds:
-                section = sections[row]
-                jobs.append({"kind": "nb201", "row": row, "method": method, "section": section,
-                             "overrides": nb201_overrides(scale, section), "seed": seed, "dataset": dataset,
-                             "images": images, "device": device,
-                             "out": str(out / "runs" / f"{dataset}-{section}-seed{seed}")})
-    scale_darts = load_hparams("drnas", f"scale_{scale}_darts")
-    for seed in [int(s) for s in scale_darts.pop("seeds")]:
-        jobs.append({"kind": "darts", "method": "drnas", "section": "drnas_darts", "overrides": scale_darts,
-                     "seed": seed, "dataset": "cifar10", "images": IMAGES[scale]["cifar10"], "device": device,
-                     "out": str(out / "runs" / f"cifar10-drnas_darts-seed{seed}")})
     selected = [job for job in jobs if only is None or fnmatch.fnmatchcase(Path(job["out"]).name, only)]
     if only is not None and not selected:
         raise ConfigError(f"drnas: --only {only!r} matches no run; runs: "
@@ -133,7 +122,7 @@ def run(scale: str, out: Path, only: str | None = None, device: str | None = Non
     finished = [r for r in earlier.values() if r is not None]  # reported, never rerun
     pending = [job for job in selected if earlier[job["out"]] is None and job["dataset"] not in unavailable]
     if report_only:
-        pending, device = [], "cpu (report only: --report-only, no search run)"
+        pending, device = [], "none (--report-only: no search ran)"
     elif pending:
         _check_device(device, pending)
         if threads is not None and device != "cpu":
@@ -146,6 +135,8 @@ def run(scale: str, out: Path, only: str | None = None, device: str | None = Non
     done = {r["job"]["out"] for r in results}
     progress = {job["out"]: p for job in jobs if job["out"] not in done and (p := _progress(job, out)) is not None}
 
+
+    see_only = "" if report_only else " (see --only)"
     nb201_results = [r for r in results if r["job"]["kind"] == "nb201"]
     for dataset in IMAGES["full"]:
         for row, (label, _) in ROWS.items():
@@ -154,7 +145,7 @@ def run(scale: str, out: Path, only: str | None = None, device: str | None = Non
             paper = f"{pv:.2f}±{pv_std:.2f} / {pt:.2f}±{pt_std:.2f}"
             mine = [r for r in nb201_results if r["job"]["row"] == row and r["job"]["dataset"] == dataset]
             unfinished = _progress_note([p for p in progress.values()
-                                         if p["job"].get("row") == row and p["job"]["dataset"] == dataset], out)
+                                         if p["job"].get("row") == row and p["job"]["dataset"] == dataset])
             if not mine and not unfinished and (dataset not in IMAGES[scale] or dataset in unavailable):
                 reason = unavailable.get(dataset) or _why_not_searched(dataset, scale)
                 rows.append({"claim": claim, "paper": paper, "ours": "—", "seeds": 0, "verdict": "not measurable here",
@@ -162,7 +153,7 @@ def run(scale: str, out: Path, only: str | None = None, device: str | None = Non
                 continue
             if not mine:
                 rows.append({"claim": claim, "paper": paper, "ours": "—", "seeds": 0, "verdict": "not run",
-                             "note": f"no finished {scale}-scale search in {out / 'runs'} yet (see --only)"
+                             "note": f"no finished {scale}-scale search in {out / 'runs'} yet{see_only}"
                                      + unfinished})
                 continue
             row_summary = _nb201_row(claim, paper, pt, mine, scale)
@@ -180,16 +171,16 @@ def run(scale: str, out: Path, only: str | None = None, device: str | None = Non
     darts_claim = ("DARTS space (CIFAR-10), progressive DrNAS search: derived genotype and its parameters at the "
                    "evaluation size (paper: 2.46±0.03 % test error after training it)")
     standin = standin_scores([r["final_architecture"] for r in darts_results]) if darts_results else {}
+    darts_unfinished = _progress_note([p for p in progress.values() if p["job"]["kind"] == "darts"])
     for i, r in enumerate(darts_results):
         rows.append({"claim": darts_claim, "paper": PAPER_DARTS_SPACE,
                      "ours": f"{r['final_architecture']}, {evaluation_params_note(r['final_architecture'])}",
                      "seeds": 1, "verdict": "not measurable here",
-                     "note": f"search only ({r['epochs_done']} epochs at the {scale} scale); {EVALUATION_HOWTO}; "
-                             f"{standin_note(standin, i)}"})
+                     "note": f"search only ({r['epochs_done']} epochs at the {scale} scale)"
+                             f"{darts_unfinished if i == 0 else ''}; {EVALUATION_HOWTO}; {standin_note(standin, i)}"})
     if not darts_results:
         rows.append({"claim": darts_claim, "paper": PAPER_DARTS_SPACE, "ours": "—", "seeds": 0, "verdict": "not run",
-                     "note": f"no finished {scale}-scale search yet (see --only); {EVALUATION_HOWTO}"
-                             + _progress_note([p for p in progress.values() if p["job"]["kind"] == "darts"], out)})
+                     "note": f"no finished {scale}-scale search yet{see_only}{darts_unfinished}; {EVALUATION_HOWTO}"})
 
     with_history = [r for r in nb201_results if r["history"]]  # a recovered result has none
     drawn_rows = {r["job"]["row"] for r in with_history}  # an unfinished search stands in for a row with none
@@ -203,7 +194,7 @@ def run(scale: str, out: Path, only: str | None = None, device: str | None = Non
                         tuple(HeadlineRow(**row) for row in rows),
                         tuple(str(Path(f).relative_to(out)) for f in figures))
     seconds = (datetime.now(timezone.utc) - started).total_seconds()
-    run_info = {"device": device, "seconds": round(seconds, 1), "seeds": seeds,
+    run_info = {"device": device, "seconds": round(seconds, 1), "seeds": seeds, "report_only": report_only,
                 # numbers depend on it: a CPU search rounds differently on another thread count
                 **({"cpu_threads_per_search": threads or 1} if device == "cpu" else {}),
                 "runs": {Path(r["job"]["out"]).name: {"final_architecture": r["final_architecture"],
@@ -213,7 +204,7 @@ def run(scale: str, out: Path, only: str | None = None, device: str | None = Non
                                                       **_timing(r)}
                          for r in results}}
     if progress:
-        run_info["in_progress"] = {Path(p["job"]["out"]).name: _progress_info(p, out) for p in progress.values()}
+        run_info["in_progress"] = {Path(p["job"]["out"]).name: _progress_info(p) for p in progress.values()}
     if standin:  # the DARTS-space searches' genotypes, in darts_results order, on the NB301 stand-in
         run_info["darts_space_standin"] = {**standin, "runs": [Path(r["job"]["out"]).name for r in darts_results]}
     atomic_write_json(out / "run_info.json", run_info)
@@ -231,6 +222,30 @@ def nb201_overrides(scale: str, section: str) -> dict:
     kind = "plain" if stages == 1 else "progressive"
     shared = {k: v for k, v in load_hparams("drnas", f"scale_{scale}_nb201").items() if k != "seeds"}
     return {**shared, **load_hparams("drnas", f"scale_{scale}_nb201_{kind}")}
+
+
+def search_jobs(scale: str, out: Path, device: str) -> list[dict]:
+    """Every search of the scale, NB201 table rows then the DARTS space, each with its run folder
+    ``out/runs/<dataset>-<section>-seed<n>``."""
+    sections = load_hparams("drnas", "nb201_table")
+    if len(set(sections.values())) < len(sections):  # runs are named by section: two rows would share one folder
+        raise ConfigError(f"drnas.toml [nb201_table]: each row needs its own section, got {sections}")
+    seeds = [int(s) for s in load_hparams("drnas", f"scale_{scale}_nb201")["seeds"]]
+    jobs = []
+    for dataset, images in IMAGES[scale].items():
+        for row, (_, method) in ROWS.items():
+            for seed in seeds:
+                section = sections[row]
+                jobs.append({"kind": "nb201", "row": row, "method": method, "section": section,
+                             "overrides": nb201_overrides(scale, section), "seed": seed, "dataset": dataset,
+                             "images": images, "device": device,
+                             "out": str(Path(out) / "runs" / f"{dataset}-{section}-seed{seed}")})
+    scale_darts = load_hparams("drnas", f"scale_{scale}_darts")
+    for seed in [int(s) for s in scale_darts.pop("seeds")]:
+        jobs.append({"kind": "darts", "method": "drnas", "section": "drnas_darts", "overrides": scale_darts,
+                     "seed": seed, "dataset": "cifar10", "images": IMAGES[scale]["cifar10"], "device": device,
+                     "out": str(Path(out) / "runs" / f"cifar10-drnas_darts-seed{seed}")})
+    return jobs
 
 
 def _check_device(device: str, pending: list[dict]) -> None:
@@ -251,9 +266,8 @@ def _progress(job: dict, out: Path) -> dict | None:
     from algorithms.nn.search import fingerprint, load_search_checkpoint
     from nasrepro.errors import CheckpointError
 
-    name = Path(job["out"]).name
     found, skipped = None, []
-    for path in (Path(job["out"]) / "checkpoint.pt", Path(out) / HANDOFF_DIR / f"{name}.pt"):
+    for path in (Path(job["out"]) / "checkpoint.pt", handoff_path(out, job)):
         if not path.is_file():
             continue
         try:
@@ -263,17 +277,23 @@ def _progress(job: dict, out: Path) -> dict | None:
             continue
         if state["fingerprint"] != fingerprint(_identity(job)):
             skipped.append(f"{path}: a checkpoint of another configuration")
-        elif found is None or state["next_epoch"] > found["epochs_done"]:
-            found = {"job": job, "epochs_done": int(state["next_epoch"]), "checkpoint": path,
-                     "history": state["history"]}
+        elif found is None or int(state.get("next_epoch", 0)) > found["epochs_done"]:
+            found = {"epochs_done": int(state.get("next_epoch", 0)), "checkpoint": str(path),
+                     "history": state.get("history", [])}
     if found is None and not skipped:
         return None
     epochs = sum(load_hparams("drnas", job["section"], job["overrides"])["stage_epochs"])
-    return {"job": job, "epochs_done": 0, "checkpoint": None, "history": [], **(found or {}), "epochs": epochs,
-            "skipped": skipped}
+    return {"job": job, "unfinished": True, "epochs_done": 0, "checkpoint": None, "history": [], **(found or {}),
+            "epochs": epochs, "skipped": skipped}
 
 
-def _progress_note(unfinished: list[dict], out: Path) -> str:
+def handoff_path(out: Path, job: dict) -> Path:
+    """Where the checkpoint of ``job`` is committed between the GPU sessions its search spans
+    (``reproduce/device/drnas_gpu_search_leg.sh`` writes and reads the same place)."""
+    return Path(out) / HANDOFF_DIR / f"{Path(job['out']).name}.pt"
+
+
+def _progress_note(unfinished: list[dict]) -> str:
     """``; in progress: ...`` for a row's unfinished searches (empty if there are none)."""
     parts = []
     for p in sorted(unfinished, key=lambda p: p["job"]["seed"]):
@@ -281,27 +301,19 @@ def _progress_note(unfinished: list[dict], out: Path) -> str:
             parts.append(f"seed {p['job']['seed']}: no usable checkpoint ({'; '.join(p['skipped'])})")
             continue
         last = p["history"][-1] if p["history"] else {}
-        argmax = (f", argmax cell after it {last['argmax_test']:.2f} % NB201 test" if "argmax_test" in last else "")
+        argmax = f", argmax cell after it {last['argmax_test']:.2f} % NB201 test" if "argmax_test" in last else ""
         parts.append(f"seed {p['job']['seed']} at {p['epochs_done']} of {p['epochs']} epochs{argmax} "
-                     f"({_relative(p['checkpoint'], out)})")
+                     f"({p['checkpoint']})")
     return f"; in progress: {'; '.join(parts)}" if parts else ""
 
 
-def _progress_info(progress: dict, out: Path) -> dict:
+def _progress_info(progress: dict) -> dict:
     """run_info.json's record of an unfinished search."""
     last = progress["history"][-1] if progress["history"] else {}
-    return {"epochs_done": progress["epochs_done"], "epochs": progress["epochs"],
-            "checkpoint": _relative(progress["checkpoint"], out) if progress["checkpoint"] else None,
+    return {"epochs_done": progress["epochs_done"], "epochs": progress["epochs"], "checkpoint": progress["checkpoint"],
             **({"skipped": progress["skipped"]} if progress["skipped"] else {}),
             **({k: last[k] for k in ("arch", "train_acc", "argmax_test", "argmax_valid") if k in last}),
             **(_timing(progress) if progress["history"] else {})}
-
-
-def _relative(path: Path, out: Path) -> str:
-    try:
-        return str(Path(path).relative_to(out))
-    except ValueError:
-        return str(path)
 
 
 def _why_not_searched(dataset: str, scale: str) -> str:
@@ -526,7 +538,7 @@ def _trajectory_figure(results: list[dict], folder: Path) -> list[Path]:
         ax.plot(epochs, [h["sampled_test_mean"] for h in hist], "--", label="sampled cells (mean)")
         ax.plot(epochs, [h["argmax_test"] for h in hist], "-o", ms=3, label="argmax cell")
         title = f"{ROWS[row][0]} (seed {first['job']['seed']}, {first['job']['dataset']})"
-        if "epochs" in first:  # unfinished: the axis spans the whole schedule, so the gap shows
+        if first.get("unfinished"):  # the axis spans the whole schedule, so the gap shows
             title += f"\nunfinished: {first['epochs_done']} of {first['epochs']} epochs"
             ax.set_xlim(0, first["epochs"] + 1)
         ax.set_title(title, fontsize=10)
@@ -541,8 +553,9 @@ def _trajectory_figure(results: list[dict], folder: Path) -> list[Path]:
 def _markdown(headline: dict, run_info: dict) -> str:
     threads = run_info.get("cpu_threads_per_search")
     where = run_info["device"] + (f" ({threads} thread{'s' if threads > 1 else ''} per search)" if threads else "")
+    where = "report only (no search ran)" if run_info.get("report_only") else f"on {where}"
     lines = [f"# {headline['title']}", "",
-             f"Scale: **{headline['scale']}** on {where} — `{headline['command']}` — {headline['date']} "
+             f"Scale: **{headline['scale']}**, {where} — `{headline['command']}` — {headline['date']} "
              f"({run_info['seconds']:.0f} s; seeds {', '.join(map(str, run_info['seeds']))})", "",
              *headline_table(headline["rows"])]
     lines.append("")
@@ -550,14 +563,14 @@ def _markdown(headline: dict, run_info: dict) -> str:
         if f.endswith(".png"):
             lines.append(f"![search trajectory]({f})")
     if run_info.get("in_progress"):
-        lines += ["", "Unfinished searches (not in the table; the newest checkpoint of each):", ""]
+        lines += ["", "Unfinished searches (no result in the table yet; from the newest checkpoint of each):", ""]
         for name, p in sorted(run_info["in_progress"].items()):
             if p["checkpoint"] is None:
                 lines.append(f"- `{name}`: no usable checkpoint ({'; '.join(p['skipped'])})")
                 continue
             minutes = f", {p['search_seconds'] / 60:.1f} min on {', '.join(p['devices'])}" if "devices" in p else ""
-            last = (f"; after the last: train acc. {p['train_acc']:.2f} %" if "train_acc" in p else "") + (
-                f", argmax cell {p['argmax_test']:.2f} % NB201 test" if "argmax_test" in p else "")
+            last = (f"; after epoch {p['epochs_done']}: train acc. {p['train_acc']:.2f} %" if "train_acc" in p
+                    else "") + (f", argmax cell {p['argmax_test']:.2f} % NB201 test" if "argmax_test" in p else "")
             lines.append(f"- `{name}`: {p['epochs_done']} of {p['epochs']} epochs{minutes} (`{p['checkpoint']}`){last}")
     if headline["scale"] == "quick":
         lines += ["", "The quick scale checks the pipeline on a CPU; its numbers are not the paper's setting and "
