@@ -1,4 +1,4 @@
-"""reproduce/device/drnas_gpu_search_leg.sh: one leg of a search spread over GPU sessions by a hand-off checkpoint.
+"""reproduce/device/drnas_gpu_search_leg.sh: one leg of searches spread over GPU sessions by hand-off checkpoints.
 
 The search itself is replaced by a stub "python" that behaves as ``reproduce drnas --only RUN`` does to the run
 folder (one more epoch in the checkpoint per call, ``result.json`` at the end), so every branch of the script's
@@ -130,6 +130,31 @@ def test_the_epoch_count_reads_a_real_checkpoint(tmp_path):
     assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["next_epoch"] == 1
 
 
+def test_a_queue_hands_the_rest_of_the_leg_to_the_next_run_and_stops_at_the_first_unfinished_one(tmp_path):
+    """``RUN1,RUN2,...``: finished runs are passed over, a run that finishes passes the time on, and the leg ends
+    at the first run it cannot finish (one hand-off outstanding at most) or when too little time is left."""
+    other, third = "cifar10-drnas_nb201-seed1", "cifar10-drnas_nb201-seed2"
+    queue = f"{RUN},{other},{third}"
+    both = leg(tmp_path, f"{RUN},{other}", EPOCHS="1")  # each finishes in one call of the stub
+    assert both.returncode == 0, both.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        f"{RUN}.log", f"{RUN}.result.json", f"{other}.log", f"{other}.result.json"]
+    waits = leg(tmp_path, queue, EPOCHS="1", MIN_LEG_SECONDS="100000")  # the first two passed over; the third runs
+    assert waits.returncode == 0 and waits.stdout.count("passed over") == 2
+    assert (tmp_path / "out" / f"{third}.result.json").is_file()
+    done = leg(tmp_path, queue)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "every run" in done.stderr
+
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    first = leg(fresh, queue, EPOCHS="2")  # the first run is handed off after one epoch: the others wait
+    assert first.returncode == 0 and "not finished" in first.stdout
+    assert sorted(p.name for p in (fresh / "out").iterdir()) == [f"{RUN}.log", f"{RUN}.pt"]
+    second = leg(fresh, queue, EPOCHS="2", MIN_LEG_SECONDS="100000")  # the first finishes; no time for the next
+    assert second.returncode == 0 and f"{other} waits for the next leg" in second.stdout
+    assert (fresh / "out" / f"{RUN}.result.json").is_file() and not (fresh / "out" / f"{other}.log").exists()
+
+
 def test_a_leg_that_finishes_no_epoch_sends_nothing_back(tmp_path):
     result = leg(tmp_path, RUN, STUB_FAIL="1")
     assert result.returncode == 1 and "nothing to hand off" in result.stderr
@@ -137,8 +162,15 @@ def test_a_leg_that_finishes_no_epoch_sends_nothing_back(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [((), "usage:"), ((RUN, "9 min"), "whole number of seconds"),
-                                           ((RUN, "60", "extra"), "usage:")])
+                                           ((RUN, "60", "extra"), "usage:"), ((f"{RUN},,{RUN}",), "empty run name"),
+                                           ((f"{RUN},",), "empty run name")])
 def test_bad_arguments_are_one_clear_line(tmp_path, args, message):
     result = leg(tmp_path, *args)
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and message in result.stderr
+    assert not (tmp_path / "results").exists()  # nothing created
+
+
+def test_a_bad_minimum_leg_is_one_clear_line(tmp_path):
+    result = leg(tmp_path, RUN, MIN_LEG_SECONDS="2 min")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "MIN_LEG_SECONDS must be" in result.stderr
     assert not (tmp_path / "results").exists()  # nothing created
