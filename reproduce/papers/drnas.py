@@ -88,8 +88,8 @@ def run(scale: str, out: Path, only: str | None = None, device: str | None = Non
     A CPU search rounds differently on another thread count and can end on another cell, so a search repeats
     the full run's numbers only on the same count; more threads make a single long search faster (paper scale
     on 2 cores: 1.72 s per step on 2 threads, 2.73 s on 1, session 20).
-    ``report_only``: run no search (needs neither a GPU nor images): report the finished ones and the progress of
-    the rest."""
+    ``report_only``: run no search (needs no GPU; missing images only make their datasets' empty rows "not
+    measurable here"): report the finished searches and the progress of the rest."""
     if scale not in ("quick", "full"):
         raise ConfigError(f"drnas: scale must be 'quick' or 'full', got {scale!r}")
     if device not in (None, "cpu", "cuda"):
@@ -134,7 +134,6 @@ def run(scale: str, out: Path, only: str | None = None, device: str | None = Non
     results = [r for r in results if r["finished"]]  # a run cut short (another session resumes it) is not reported
     done = {r["job"]["out"] for r in results}
     progress = {job["out"]: p for job in jobs if job["out"] not in done and (p := _progress(job, out)) is not None}
-
 
     see_only = "" if report_only else " (see --only)"
     nb201_results = [r for r in results if r["job"]["kind"] == "nb201"]
