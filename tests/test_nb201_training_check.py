@@ -65,7 +65,14 @@ def test_reencoding_loses_more_at_lower_quality_and_keeps_the_layout():
     assert 0 < errors[95] < errors[75] < errors[25]
 
 
-def test_seeds_and_reencodings_get_files_of_their_own(tmp_path, nb201, one_torch_thread):
+def test_seeds_and_reencodings_get_files_of_their_own(tmp_path, nb201, one_torch_thread, monkeypatch):
+    """File names and records per seed and JPEG quality; the training itself is faked (the test above trains),
+    which saves half a minute of the suite."""
+    from algorithms.nn import train
+
+    trained = []
+    monkeypatch.setattr(train, "fit_classifier", lambda model, batches, evaluations, schedule, **kw: trained.append(
+        batches.num_samples) or {"test_acc": 10.0, "history": [{"epoch": 0}]})
     cell = DEFAULT_CELLS[2]
     common = ["--cells", cell, "--epochs", "1", "--images", "cifar10-subset", "--train-images", "256", "--device", "cpu",
               "--out", str(tmp_path)]
@@ -77,6 +84,7 @@ def test_seeds_and_reencodings_get_files_of_their_own(tmp_path, nb201, one_torch
     result = json.loads(reencoded.read_text())
     assert result["jpeg_quality"] == 25 and "quality 25" in result["images"] and result["seed"] == 1
     assert json.loads(plain.read_text())["jpeg_quality"] is None
+    assert trained == [256, 256]
 
 
 def test_gap_only_against_the_whole_cifar10_test_split():
