@@ -265,7 +265,7 @@ def _progress(job: dict, out: Path) -> dict | None:
     from algorithms.nn.search import fingerprint, load_search_checkpoint
     from nasrepro.errors import CheckpointError
 
-    found, skipped = None, []
+    found, skipped, key = None, [], fingerprint(_identity(job))
     for path in (Path(job["out"]) / "checkpoint.pt", handoff_path(out, job)):
         if not path.is_file():
             continue
@@ -274,11 +274,11 @@ def _progress(job: dict, out: Path) -> dict | None:
         except CheckpointError as exc:
             skipped.append(str(exc))
             continue
-        if state["fingerprint"] != fingerprint(_identity(job)):
+        epochs_done = int(state.get("next_epoch", 0))
+        if state["fingerprint"] != key:
             skipped.append(f"{path}: a checkpoint of another configuration")
-        elif found is None or int(state.get("next_epoch", 0)) > found["epochs_done"]:
-            found = {"epochs_done": int(state.get("next_epoch", 0)), "checkpoint": str(path),
-                     "history": state.get("history", [])}
+        elif found is None or epochs_done > found["epochs_done"]:
+            found = {"epochs_done": epochs_done, "checkpoint": str(path), "history": state.get("history", [])}
     if found is None and not skipped:
         return None
     epochs = sum(load_hparams("drnas", job["section"], job["overrides"])["stage_epochs"])
@@ -551,8 +551,11 @@ def _trajectory_figure(results: list[dict], folder: Path) -> list[Path]:
 
 def _markdown(headline: dict, run_info: dict) -> str:
     threads = run_info.get("cpu_threads_per_search")
-    where = run_info["device"] + (f" ({threads} thread{'s' if threads > 1 else ''} per search)" if threads else "")
-    where = "report only (no search ran)" if run_info.get("report_only") else f"on {where}"
+    if run_info.get("report_only"):
+        where = "report only (no search ran)"
+    else:
+        where = f"on {run_info['device']}" + (f" ({threads} thread{'s' if threads > 1 else ''} per search)"
+                                              if threads else "")
     lines = [f"# {headline['title']}", "",
              f"Scale: **{headline['scale']}**, {where} — `{headline['command']}` — {headline['date']} "
              f"({run_info['seconds']:.0f} s; seeds {', '.join(map(str, run_info['seeds']))})", "",
